@@ -1,0 +1,259 @@
+"""Wire shapes of agents, and every validation rule a single request can be checked against."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Annotated, Any, Literal
+
+import langcodes
+from pydantic import (
+    AfterValidator,
+    AnyHttpUrl,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
+
+from callingbox_server.common import (
+    MultiLine,
+    NonBlank,
+    PageQuery,
+    RequestModel,
+    SingleLine,
+    Timestamp,
+)
+from callingbox_server.numbers.schemas import Number
+
+AgentType = Literal["inbound", "outbound"]
+VoicemailAction = Literal["hangup", "leave_message"]
+MAX_TOOLS = 16
+MAX_RETURNS = 50
+MAX_JSON_DEPTH = 32
+
+_http_url = TypeAdapter(AnyHttpUrl)
+
+
+def _absolute_http_url(value: str) -> str:
+    # Validate with pydantic but keep the caller's spelling (it would add a trailing slash).
+    url = _http_url.validate_python(value)
+    if not url.host:
+        raise ValueError("must be an absolute http(s) URL")
+    return value
+
+
+def _bcp47(value: str) -> str:
+    if "_" in value or not langcodes.tag_is_valid(value):
+        raise ValueError("must be a BCP-47 language tag such as en, en-US or es-419")
+    return value
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+def _plain_json(value: dict[str, Any]) -> dict[str, Any]:
+    # Python's json module accepts NaN and Infinity; JSON (and PostgreSQL) do not.
+    try:
+        json.dumps(value, allow_nan=False)
+    except ValueError:
+        raise ValueError("must not contain NaN or Infinity") from None
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise ValueError(f"must not nest deeper than {MAX_JSON_DEPTH} levels")
+    if "\x00" in json.dumps(value):
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def _json_schema_object(value: dict[str, Any]) -> dict[str, Any]:
+    if value.get("type") != "object":
+        raise ValueError('must be a JSON Schema object ({"type": "object", ...})')
+    return value
+
+
+JsonObject = Annotated[dict[str, Any], AfterValidator(_plain_json)]
+JsonSchemaObject = Annotated[JsonObject, AfterValidator(_json_schema_object)]
+Url = Annotated[SingleLine, StringConstraints(max_length=2048), AfterValidator(_absolute_http_url)]
+Language = Annotated[SingleLine, StringConstraints(max_length=64), AfterValidator(_bcp47)]
+ToolName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+HeaderName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$")]
+HeaderValue = Annotated[SingleLine, StringConstraints(max_length=4096)]
+ReturnName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
+Policy = Literal["read", "confirm_first_write"]
+Name = Annotated[NonBlank, StringConstraints(min_length=1, max_length=200)]
+LongText = Annotated[MultiLine, StringConstraints(max_length=32_000)]
+Voice = Annotated[NonBlank, StringConstraints(max_length=100)]
+Description = Annotated[MultiLine, StringConstraints(min_length=1, max_length=2_000)]
+
+
+class HttpTool(RequestModel):
+    """A tool the agent calls over HTTP during a call."""
+
+    type: Literal["http"]
+    name: ToolName
+    description: Description
+    policy: Policy
+    url: Url
+    parameters: JsonSchemaObject
+    headers: dict[HeaderName, HeaderValue] | None = Field(default=None, max_length=32)
+    timeout_ms: int | None = Field(default=None, ge=100, le=60_000)
+
+
+class BuiltinTool(RequestModel):
+    """A platform tool (``end_call``, for example) that needs no endpoint of yours."""
+
+    type: Literal["builtin"]
+    name: ToolName
+    description: Description
+    policy: Policy
+    builtin: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+    parameters: JsonSchemaObject
+    config: JsonObject | None = None
+
+
+Tool = Annotated[HttpTool | BuiltinTool, Field(discriminator="type")]
+Returns = Annotated[
+    dict[ReturnName, Literal["string", "number", "boolean"]], Field(max_length=MAX_RETURNS)
+]
+
+
+def _unique_tool_names(tools: list[HttpTool | BuiltinTool] | None) -> Any:
+    if tools is None:
+        return None
+    names = [tool.name for tool in tools]
+    duplicate = next((n for n in names if names.count(n) > 1), None)
+    if duplicate is not None:
+        raise ValueError(f"tool names must be unique within an agent; {duplicate} appears twice")
+    return tools
+
+
+Tools = Annotated[list[Tool], Field(max_length=MAX_TOOLS), AfterValidator(_unique_tool_names)]
+
+
+def _not_null(value: Any) -> Any:
+    if value is None:
+        raise ValueError("must not be null")
+    return value
+
+
+class AgentFields(RequestModel):
+    """The writable configuration of an agent, shared by create and update."""
+
+    persona: LongText | None = Field(
+        default=None, description="Who the agent is; null means the default persona."
+    )
+    instructions: LongText | None = Field(default=None, description="Default task for calls.")
+    voice: Voice | None = Field(default=None, description="TTS voice id.")
+    language: Language | None = Field(default=None, description="BCP-47 tag.", examples=["en-US"])
+    returns: Returns | None = Field(
+        default=None,
+        description="Fields to extract after a call: name to string, number or boolean.",
+        examples=[{"confirmed": "boolean", "reschedule_to": "string"}],
+    )
+    tools: Tools | None = Field(default=None, description="At most 16 in-call tools.")
+    webhook_url: Url | None = Field(default=None, description="Absolute http(s) URL.")
+
+
+class AgentCreate(AgentFields):
+    name: Name = Field(examples=["Appointment reminders"])
+    type: AgentType
+    voicemail_action: VoicemailAction = "hangup"
+    number_ids: list[uuid.UUID] | None = Field(
+        default=None, max_length=100, description="Numbers to attach, in order."
+    )
+    primary_number_id: uuid.UUID | None = Field(
+        default=None, description="One of number_ids; defaults to the first of them."
+    )
+
+    @field_validator("number_ids")
+    @classmethod
+    def _no_duplicates(cls, value: list[uuid.UUID] | None) -> list[uuid.UUID] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("must not contain duplicates")
+        return value
+
+    @model_validator(mode="after")
+    def _primary_among_numbers(self) -> AgentCreate:
+        if self.primary_number_id is not None and self.primary_number_id not in (
+            self.number_ids or []
+        ):
+            raise ValueError("primary_number_id must be one of number_ids")
+        return self
+
+
+READ_ONLY_FIELDS = (
+    "id",
+    "org_id",
+    "user_id",
+    "type",
+    "number_ids",
+    "numbers",
+    "archived_at",
+    "created_at",
+    "updated_at",
+)
+
+
+class AgentUpdate(AgentFields):
+    """Only the fields present change; an explicit null clears a nullable field."""
+
+    name: Annotated[Name | None, BeforeValidator(_not_null)] = None
+    voicemail_action: Annotated[VoicemailAction | None, BeforeValidator(_not_null)] = None
+    primary_number_id: uuid.UUID | None = Field(
+        default=None, description="An attached number, or null to clear."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_read_only(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name in READ_ONLY_FIELDS:
+                if name in data:
+                    raise ValueError(f"{name} is read-only and cannot be updated")
+        return data
+
+
+class AttachNumber(RequestModel):
+    number_id: uuid.UUID
+    set_as_primary: bool = False
+
+
+class SetPrimaryNumber(RequestModel):
+    number_id: uuid.UUID
+
+
+class AgentListQuery(PageQuery):
+    type: AgentType | None = None
+    include_archived: bool = False
+
+
+class Agent(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    org_id: uuid.UUID
+    user_id: str = Field(description="Id of the API key that created the agent.")
+    name: str
+    type: AgentType
+    persona: str | None
+    instructions: str | None
+    voice: str | None
+    language: str | None
+    returns: dict[str, str] | None
+    tools: list[dict[str, Any]] | None
+    webhook_url: str | None
+    voicemail_action: VoicemailAction
+    primary_number_id: uuid.UUID | None
+    archived_at: Timestamp | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    numbers: list[Number] = Field(description="Every attached number, in attach order.")

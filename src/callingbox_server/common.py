@@ -1,0 +1,132 @@
+"""Pieces every resource shares: timestamps, strict request models, path ids and keyset pages."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, Generic, TypeVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
+from sqlalchemy import Select, tuple_
+from sqlalchemy.orm import InstrumentedAttribute
+
+from callingbox_server.errors import InvalidRequest, NotFound
+
+
+def format_timestamp(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+# RFC 3339, UTC, always with microseconds and a Z: "2026-11-28T12:00:00.123456Z".
+Timestamp = Annotated[datetime, PlainSerializer(format_timestamp, return_type=str)]
+
+
+class RequestModel(BaseModel):
+    """Base of every request body and query model: unknown fields are an error, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+def _no_control_characters(value: str) -> str:
+    if any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 for ch in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def _no_nul_or_unprintable(value: str) -> str:
+    # Long free text may hold tabs and line breaks, but no other control characters
+    # (PostgreSQL text cannot store NUL at all).
+    if any((ord(ch) < 0x20 and ch not in "\t\n\r") or ord(ch) == 0x7F for ch in value):
+        raise ValueError("must not contain control characters other than tab and line breaks")
+    return value
+
+
+def parse_id(raw: str, noun: str) -> uuid.UUID:
+    """A path id that is not a UUID names nothing that exists: 404, like any missing object."""
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise NotFound(f"{noun} {raw} not found") from None
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+SingleLine = Annotated[str, AfterValidator(_no_control_characters)]
+MultiLine = Annotated[str, AfterValidator(_no_nul_or_unprintable)]
+NonBlank = Annotated[SingleLine, AfterValidator(_not_blank)]
+
+
+class PageQuery(RequestModel):
+    limit: int = Field(default=20, ge=1, le=100, description="Page size, 1 to 100.")
+    starting_after: str | None = Field(
+        default=None, description="Return items older than the item with this id."
+    )
+    ending_before: str | None = Field(
+        default=None, description="Return items newer than the item with this id."
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """Where a page starts: the cursor item's sort key, and which side of it is wanted."""
+
+    created_at: datetime
+    id: uuid.UUID
+    newer: bool
+
+
+def cursor_id(query: PageQuery) -> tuple[uuid.UUID, bool] | None:
+    """The cursor's id and direction (True: ending_before, newer items), or None for page one."""
+    if query.starting_after is not None and query.ending_before is not None:
+        raise InvalidRequest("starting_after and ending_before cannot be used together")
+    name, raw = (
+        ("ending_before", query.ending_before)
+        if query.ending_before is not None
+        else ("starting_after", query.starting_after)
+    )
+    if raw is None:
+        return None
+    try:
+        return uuid.UUID(raw), name == "ending_before"
+    except ValueError:
+        raise InvalidRequest(f"invalid query parameter {name}: no such object {raw}") from None
+
+
+def keyset(
+    statement: Select[Any],
+    created_at: InstrumentedAttribute[datetime],
+    id_: InstrumentedAttribute[uuid.UUID],
+    cursor: Cursor | None,
+    limit: int,
+) -> Select[Any]:
+    """Order newest first by (created_at, id) and seek past the cursor: no OFFSET, any depth."""
+    key = tuple_(created_at, id_)
+    if cursor is None:
+        return statement.order_by(created_at.desc(), id_.desc()).limit(limit + 1)
+    at = tuple_(cursor.created_at, cursor.id)
+    if cursor.newer:
+        return statement.where(key > at).order_by(created_at, id_).limit(limit + 1)
+    return statement.where(key < at).order_by(created_at.desc(), id_.desc()).limit(limit + 1)
+
+
+T = TypeVar("T")
+
+
+def page_of(rows: Sequence[T], cursor: Cursor | None, limit: int) -> tuple[list[T], bool]:
+    """Trim the probe row; pages fetched towards newer items come back newest first too."""
+    has_more = len(rows) > limit
+    items = list(rows[:limit])
+    if cursor is not None and cursor.newer:
+        items.reverse()
+    return items, has_more
+
+
+class Page(BaseModel, Generic[T]):
+    data: list[T]
+    has_more: bool

@@ -1,0 +1,66 @@
+"""Settings, read from the environment (prefix ``CALLINGBOX_``) and an optional ``.env`` file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CALLINGBOX_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    database_url: str | None = Field(
+        default=None,
+        description="postgresql://user:password@host:port/db; unset means the embedded server.",
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=1, ge=1, le=64)
+    data_dir: Path = Path(".callingbox")
+    log_level: LogLevel = "info"
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    key_hash_secret: SecretStr | None = Field(
+        default=None,
+        description="HMAC secret for API key hashes; required with an external database.",
+    )
+    numbers_provider: Literal["sandbox"] = "sandbox"
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=5, ge=0, le=200)
+    db_connect_timeout: float = Field(default=5.0, gt=0)
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalize_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        return to_asyncpg_url(value.strip())
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_log_level(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url is None
+
+
+def to_asyncpg_url(url: str) -> str:
+    """Accept the usual ``postgres://`` spellings and return SQLAlchemy's asyncpg form."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    raise ValueError("CALLINGBOX_DATABASE_URL must start with postgresql://")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

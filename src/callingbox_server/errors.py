@@ -1,0 +1,168 @@
+"""The error tree, and the handlers that render every failure as one JSON error body."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.routing import Match
+
+from callingbox_server.http import JSONResponse, request_id_of
+
+logger = logging.getLogger("callingbox_server")
+
+
+class ErrorBody(BaseModel):
+    """The body of every non-2xx response."""
+
+    error: str
+    code: str
+    request_id: str
+
+
+class ApiError(Exception):
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, message: str, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+class InvalidRequest(ApiError):
+    status = 400
+    code = "invalid_request"
+
+
+class Unauthorized(ApiError):
+    status = 401
+    code = "unauthorized"
+
+    def __init__(self) -> None:
+        super().__init__("invalid or missing API key")
+
+
+class NotFound(ApiError):
+    status = 404
+    code = "not_found"
+
+
+class MethodNotAllowed(ApiError):
+    status = 405
+    code = "method_not_allowed"
+
+
+class NumberInUse(ApiError):
+    status = 409
+    code = "number_in_use"
+
+
+class AgentArchived(ApiError):
+    status = 409
+    code = "agent_archived"
+
+
+class NumberUnavailable(ApiError):
+    status = 409
+    code = "number_unavailable"
+
+
+class PayloadTooLarge(ApiError):
+    status = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(ApiError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class ServiceUnavailable(ApiError):
+    status = 503
+    code = "unavailable"
+
+
+def error_response(request_id: str, error: ApiError) -> JSONResponse:
+    body = {"error": error.message, "code": error.code, "request_id": request_id}
+    return JSONResponse(body, status_code=error.status, headers=error.headers)
+
+
+def describe_validation_error(errors: Sequence[Any]) -> str:
+    """One sentence naming the first offending field, in the API's words rather than pydantic's."""
+    if not errors:
+        return "invalid request"
+    first = errors[0]
+    loc = [str(part) for part in first.get("loc", ())]
+    source = loc[0] if loc else "body"
+    field = ".".join(loc[1:])
+    kind = first.get("type", "")
+    if kind == "json_invalid":
+        return "request body is not valid JSON"
+    if source == "body" and not field:
+        if kind == "missing":
+            return "request body is required"
+        return "request body must be a JSON object"
+    noun = "query parameter" if source == "query" else "field"
+    if kind == "missing":
+        return f"missing required {noun}: {field}"
+    if kind == "extra_forbidden":
+        return f"unknown {noun}: {field}"
+    message = str(first.get("msg", "is invalid"))
+    message = message.removeprefix("Value error, ")
+    return f"invalid {noun} {field}: {message}"
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves on this path (Starlette names only the first route's)."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return error_response(request_id_of(request), exc)
+
+    async def on_validation_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        message = describe_validation_error(exc.errors())
+        return error_response(request_id_of(request), InvalidRequest(message))
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        headers = dict(exc.headers or {})
+        error: ApiError
+        if exc.status_code == 404:
+            error = NotFound(f"no route for {request.method} {request.url.path}")
+        elif exc.status_code == 405:
+            error = MethodNotAllowed(f"method {request.method} not allowed on {request.url.path}")
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        elif exc.status_code == 413:
+            error = PayloadTooLarge("request body is too large")
+        elif exc.status_code == 400:
+            error = InvalidRequest("request body could not be read")
+        else:
+            logger.error("unexpected HTTP exception %s: %s", exc.status_code, exc.detail)
+            error = ApiError("internal error")
+        error.headers.update(headers)
+        return error_response(request_id_of(request), error)
+
+    app.add_exception_handler(ApiError, on_api_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)

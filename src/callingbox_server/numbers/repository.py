@@ -1,0 +1,146 @@
+"""Every SQL statement about numbers, each scoped by org."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Row, Select, delete, func, literal, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY, UUID, aggregate_order_by, insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from callingbox_server import models
+from callingbox_server.common import Cursor, keyset
+from callingbox_server.numbers.providers import OfferedNumber
+
+N = models.Number
+L = models.AgentNumber
+# Its own alias, so the subqueries below still correlate when the outer query joins L too.
+_link = aliased(models.AgentNumber)
+
+_inbound_agent_id = (
+    select(_link.agent_id)
+    .where(_link.number_id == N.id, _link.agent_type == "inbound")
+    .correlate(N)
+    .scalar_subquery()
+    .label("inbound_agent_id")
+)
+_outbound_agent_ids = (
+    select(
+        func.coalesce(
+            func.array_agg(aggregate_order_by(_link.agent_id, _link.seq)),
+            literal([], ARRAY(UUID(as_uuid=True))),
+        )
+    )
+    .where(_link.number_id == N.id, _link.agent_type == "outbound")
+    .correlate(N)
+    .scalar_subquery()
+    .label("outbound_agent_ids")
+)
+# A number as the API shows it, with who answers it and who calls from it.
+NUMBER_COLUMNS = (
+    N.id,
+    N.e164,
+    N.friendly_name,
+    N.country_code,
+    N.number_type,
+    N.status,
+    N.monthly_cost_cents,
+    N.purchased_at,
+    _inbound_agent_id,
+    _outbound_agent_ids,
+)
+
+
+def select_numbers() -> Select[Any]:
+    return select(*NUMBER_COLUMNS)
+
+
+async def get(session: AsyncSession, org_id: uuid.UUID, number_id: uuid.UUID) -> Row[Any] | None:
+    statement = select_numbers().where(N.org_id == org_id, N.id == number_id)
+    row: Row[Any] | None = (await session.execute(statement)).first()
+    return row
+
+
+async def get_cursor(
+    session: AsyncSession, org_id: uuid.UUID, number_id: uuid.UUID, newer: bool
+) -> Cursor | None:
+    statement = select(N.purchased_at, N.id).where(N.org_id == org_id, N.id == number_id)
+    row = (await session.execute(statement)).first()
+    return None if row is None else Cursor(row.purchased_at, row.id, newer)
+
+
+async def list_page(
+    session: AsyncSession, org_id: uuid.UUID, status: str, cursor: Cursor | None, limit: int
+) -> Sequence[Row[Any]]:
+    statement = select_numbers().where(N.org_id == org_id, N.status == status)
+    statement = keyset(statement, N.purchased_at, N.id, cursor, limit)
+    rows: Sequence[Row[Any]] = (await session.execute(statement)).all()
+    return rows
+
+
+async def active_among(session: AsyncSession, phone_numbers: Sequence[str]) -> set[str]:
+    """Which of these phone numbers some org (any org) owns now."""
+    if not phone_numbers:
+        return set()
+    statement = select(N.e164).where(N.status == "active", N.e164.in_(phone_numbers))
+    return set((await session.scalars(statement)).all())
+
+
+async def insert_purchased(
+    session: AsyncSession, org_id: uuid.UUID, offer: OfferedNumber
+) -> uuid.UUID | None:
+    """Record a purchase; None when another org's purchase of the number won the race."""
+    statement = (
+        insert(N)
+        .values(
+            id=uuid.uuid4(),
+            org_id=org_id,
+            e164=offer.phone_number,
+            friendly_name=offer.friendly_name,
+            country_code=offer.country_code,
+            number_type=offer.number_type,
+            monthly_cost_cents=offer.monthly_cost_cents,
+        )
+        .on_conflict_do_nothing(index_elements=[N.e164], index_where=text("status = 'active'"))
+        .returning(N.id)
+    )
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+async def lock_active(
+    session: AsyncSession, org_id: uuid.UUID, number_ids: Sequence[uuid.UUID], *, exclusive: bool
+) -> set[uuid.UUID]:
+    """Lock the org's active numbers among these ids and return those found.
+
+    Lock order across the code base: numbers first, then agents (by id). Attaching takes a
+    shared lock, releasing an exclusive one, so a number cannot be attached while it is released.
+    """
+    if not number_ids:
+        return set()
+    statement = (
+        select(N.id)
+        .where(N.org_id == org_id, N.status == "active", N.id.in_(number_ids))
+        .order_by(N.id)
+        .with_for_update(read=not exclusive)
+    )
+    return set((await session.scalars(statement)).all())
+
+
+async def attached_agent_ids(session: AsyncSession, number_id: uuid.UUID) -> list[uuid.UUID]:
+    statement = select(L.agent_id).where(L.number_id == number_id).order_by(L.agent_id)
+    return list((await session.scalars(statement)).all())
+
+
+async def detach_everywhere(session: AsyncSession, number_id: uuid.UUID) -> None:
+    await session.execute(delete(L).where(L.number_id == number_id))
+
+
+async def mark_released(session: AsyncSession, org_id: uuid.UUID, number_id: uuid.UUID) -> None:
+    await session.execute(
+        update(N)
+        .where(N.org_id == org_id, N.id == number_id)
+        .values(status="released", released_at=func.clock_timestamp())
+    )

@@ -1,0 +1,84 @@
+"""HTTP for /v1/numbers."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+
+from callingbox_server.auth import PrincipalDep, authenticate
+from callingbox_server.common import Page, parse_id
+from callingbox_server.db import SessionDep
+from callingbox_server.numbers import schemas, service
+from callingbox_server.numbers.providers import NumbersProvider
+from callingbox_server.routing import BODY_ERRORS, error_responses, require_json
+
+
+def _number_id(
+    id: Annotated[str, Path(description="The number's id (a UUID).")],
+) -> uuid.UUID:
+    return parse_id(id, "number")
+
+
+def _provider(request: Request) -> NumbersProvider:
+    provider: NumbersProvider = request.app.state.numbers_provider
+    return provider
+
+
+NumberId = Annotated[uuid.UUID, Depends(_number_id)]
+ProviderDep = Annotated[NumbersProvider, Depends(_provider)]
+
+router = APIRouter(prefix="/v1/numbers", tags=["numbers"], dependencies=[Depends(authenticate)])
+
+
+@router.get("", responses=error_responses(400))
+async def list_numbers(
+    session: SessionDep,
+    principal: PrincipalDep,
+    query: Annotated[schemas.NumberListQuery, Query()],
+) -> Page[schemas.Number]:
+    """List the organization's numbers, newest first (active ones unless asked otherwise)."""
+    return await service.list_numbers(session, principal, query)
+
+
+@router.get("/available", responses=error_responses(400))
+async def search_available_numbers(
+    session: SessionDep,
+    provider: ProviderDep,
+    query: Annotated[schemas.AvailableQuery, Query()],
+) -> schemas.AvailableNumbers:
+    """Search the numbers on offer that no organization owns."""
+    return await service.search_available(session, provider, query)
+
+
+@router.post(
+    "/purchase",
+    status_code=201,
+    dependencies=[Depends(require_json)],
+    responses=error_responses(*BODY_ERRORS, 409),
+)
+async def purchase_number(
+    session: SessionDep,
+    principal: PrincipalDep,
+    provider: ProviderDep,
+    body: schemas.PurchaseRequest,
+) -> schemas.Number:
+    """Buy a number on offer; it becomes an active number of the organization."""
+    return await service.purchase_number(session, principal, provider, body)
+
+
+@router.get("/{id}", responses=error_responses(404))
+async def get_number(
+    session: SessionDep, principal: PrincipalDep, number_id: NumberId
+) -> schemas.Number:
+    """Retrieve a number, active or released."""
+    return await service.get_number(session, principal, number_id)
+
+
+@router.delete("/{id}", responses=error_responses(404))
+async def release_number(
+    session: SessionDep, principal: PrincipalDep, provider: ProviderDep, number_id: NumberId
+) -> schemas.Number:
+    """Release a number: it leaves every agent and may be bought again."""
+    return await service.release_number(session, principal, provider, number_id)

@@ -1,0 +1,69 @@
+"""Wire shapes of numbers."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from callingbox_server.common import PageQuery, RequestModel, Timestamp
+
+NumberType = Literal["local", "toll_free"]
+
+
+class Number(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    e164: str = Field(examples=["+14155550100"])
+    friendly_name: str | None = Field(examples=["(415) 555-0100"])
+    country_code: str = Field(examples=["US"])
+    number_type: NumberType
+    status: Literal["active", "released"]
+    monthly_cost_cents: int = Field(examples=[100])
+    purchased_at: Timestamp
+    inbound_agent_id: uuid.UUID | None = Field(
+        description="The one inbound agent that answers this number."
+    )
+    outbound_agent_ids: list[uuid.UUID] = Field(
+        description="Outbound agents that may use this number as caller ID, in attach order."
+    )
+
+
+class AvailableNumber(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    phone_number: str = Field(examples=["+14155550100"])
+    country_code: str = Field(examples=["US"])
+    number_type: NumberType
+    state: str | None = Field(examples=["CA"])
+    locality: str | None = Field(examples=["San Francisco"])
+    monthly_cost_cents: int = Field(examples=[100])
+    upfront_cost_cents: int = Field(examples=[0])
+    currency: str = Field(examples=["USD"])
+
+
+class AvailableNumbers(BaseModel):
+    data: list[AvailableNumber]
+
+
+class NumberListQuery(PageQuery):
+    status: Literal["active", "released"] = "active"
+
+
+class AvailableQuery(RequestModel):
+    country_code: Literal["US"] = Field(default="US", description="Only US numbers are offered.")
+    area_code: str | None = Field(
+        default=None, pattern=r"^[2-9][0-9]{2}$", description="Three-digit area code."
+    )
+    number_type: NumberType | None = None
+    limit: int = Field(default=10, ge=1, le=50)
+
+
+class PurchaseRequest(RequestModel):
+    phone_number: str = Field(
+        pattern=r"^\+[1-9][0-9]{1,14}$",
+        description="The number to buy, in E.164 form.",
+        examples=["+14155550100"],
+    )

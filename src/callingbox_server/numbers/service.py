@@ -1,0 +1,98 @@
+"""The number rules that span the provider and other tables: search, purchase, release."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from callingbox_server.agents import repository as agents_repository
+from callingbox_server.agents import service as agents_service
+from callingbox_server.auth import Principal
+from callingbox_server.common import Cursor, Page, cursor_id, page_of
+from callingbox_server.errors import InvalidRequest, NotFound, NumberUnavailable
+from callingbox_server.numbers import repository, schemas
+from callingbox_server.numbers.providers import NumbersProvider, SearchCriteria, is_area_code
+
+
+def _not_found(number_id: uuid.UUID) -> NotFound:
+    return NotFound(f"number {number_id} not found")
+
+
+async def get_number(
+    session: AsyncSession, principal: Principal, number_id: uuid.UUID
+) -> schemas.Number:
+    row = await repository.get(session, principal.org_id, number_id)
+    if row is None:
+        raise _not_found(number_id)
+    return schemas.Number.model_validate(row)
+
+
+async def list_numbers(
+    session: AsyncSession, principal: Principal, query: schemas.NumberListQuery
+) -> Page[schemas.Number]:
+    cursor: Cursor | None = None
+    found = cursor_id(query)
+    if found is not None:
+        number_id, newer = found
+        cursor = await repository.get_cursor(session, principal.org_id, number_id, newer)
+        if cursor is None:
+            name = "ending_before" if newer else "starting_after"
+            raise InvalidRequest(f"invalid query parameter {name}: no such number {number_id}")
+    rows = await repository.list_page(session, principal.org_id, query.status, cursor, query.limit)
+    numbers, has_more = page_of(rows, cursor, query.limit)
+    return Page[schemas.Number](
+        data=[schemas.Number.model_validate(row) for row in numbers], has_more=has_more
+    )
+
+
+async def search_available(
+    session: AsyncSession, provider: NumbersProvider, query: schemas.AvailableQuery
+) -> schemas.AvailableNumbers:
+    if query.area_code is not None and not is_area_code(query.area_code):
+        raise InvalidRequest(f"invalid query parameter area_code: {query.area_code} is not in use")
+    offers = await provider.search(
+        SearchCriteria(query.country_code, query.area_code, query.number_type)
+    )
+    owned = await repository.active_among(session, [offer.phone_number for offer in offers])
+    free = [offer for offer in offers if offer.phone_number not in owned][: query.limit]
+    return schemas.AvailableNumbers(
+        data=[schemas.AvailableNumber.model_validate(offer) for offer in free]
+    )
+
+
+async def purchase_number(
+    session: AsyncSession,
+    principal: Principal,
+    provider: NumbersProvider,
+    body: schemas.PurchaseRequest,
+) -> schemas.Number:
+    unavailable = NumberUnavailable(f"phone number {body.phone_number} is not available")
+    if await repository.active_among(session, [body.phone_number]):
+        raise unavailable
+    offer = await provider.purchase(body.phone_number)
+    if offer is None:
+        raise InvalidRequest(f"phone number {body.phone_number} is not offered by the provider")
+    number_id = await repository.insert_purchased(session, principal.org_id, offer)
+    if number_id is None:  # a concurrent purchase won; hand ours back
+        await provider.release(offer.phone_number)
+        raise unavailable
+    return await get_number(session, principal, number_id)
+
+
+async def release_number(
+    session: AsyncSession, principal: Principal, provider: NumbersProvider, number_id: uuid.UUID
+) -> schemas.Number:
+    if not await repository.lock_active(session, principal.org_id, [number_id], exclusive=True):
+        return await get_number(session, principal, number_id)  # released already, or 404
+    agent_ids = await repository.attached_agent_ids(session, number_id)
+    await agents_repository.lock_agents(session, agent_ids)
+    await repository.detach_everywhere(session, number_id)
+    for agent_id in agent_ids:
+        agent = await agents_repository.get(session, principal.org_id, agent_id)
+        if agent is not None:
+            await agents_service.after_numbers_detached(session, agent, number_id)
+    await repository.mark_released(session, principal.org_id, number_id)
+    released = await get_number(session, principal, number_id)
+    await provider.release(released.e164)
+    return released
