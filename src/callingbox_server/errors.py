@@ -105,17 +105,18 @@ def describe_validation_error(errors: Sequence[Any]) -> str:
     kind = first.get("type", "")
     if kind == "json_invalid":
         return "request body is not valid JSON"
+    message = str(first.get("msg", "is invalid")).removeprefix("Value error, ")
     if source == "body" and not field:
         if kind == "missing":
             return "request body is required"
+        if kind == "value_error":  # a rule across fields, whose message names them
+            return message
         return "request body must be a JSON object"
     noun = "query parameter" if source == "query" else "field"
     if kind == "missing":
         return f"missing required {noun}: {field}"
     if kind == "extra_forbidden":
         return f"unknown {noun}: {field}"
-    message = str(first.get("msg", "is invalid"))
-    message = message.removeprefix("Value error, ")
     return f"invalid {noun} {field}: {message}"
 
 

@@ -1,0 +1,47 @@
+"""Migrations are reversible and match the models: upgrade, check, downgrade, upgrade."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from alembic import command
+from sqlalchemy import make_url
+
+from callingbox_server import migrate
+from tests.conftest import admin_execute, asyncpg_dsn
+
+TABLES = {"orgs", "api_keys", "numbers", "agents", "agent_numbers"}
+
+
+@pytest.fixture
+async def scratch_database(database_url: str) -> AsyncIterator[str]:
+    name = f"callingbox_migrations_{uuid.uuid4().hex[:12]}"
+    await admin_execute(database_url, f'CREATE DATABASE "{name}"')
+    yield make_url(database_url).set(database=name).render_as_string(hide_password=False)
+    await admin_execute(database_url, f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+async def _tables(url: str) -> set[str]:
+    connection = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        rows = await connection.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+    finally:
+        await connection.close()
+    return {row["tablename"] for row in rows} - {"alembic_version"}
+
+
+class TestMigrations:
+    async def test_upgrade_check_downgrade_upgrade(self, scratch_database: str) -> None:
+        config = migrate.alembic_config(scratch_database)
+        await asyncio.to_thread(migrate.upgrade, scratch_database)
+        assert await _tables(scratch_database) == TABLES
+        # Fails when the models and the migrations have drifted apart.
+        await asyncio.to_thread(command.check, config)
+        await asyncio.to_thread(migrate.downgrade, scratch_database)
+        assert await _tables(scratch_database) == set()
+        await asyncio.to_thread(migrate.upgrade, scratch_database)
+        assert await _tables(scratch_database) == TABLES
