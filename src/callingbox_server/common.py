@@ -57,9 +57,10 @@ def _not_blank(value: str) -> str:
     return value
 
 
-SingleLine = Annotated[str, AfterValidator(_no_control_characters)]
-MultiLine = Annotated[str, AfterValidator(_no_nul_or_unprintable)]
-NonBlank = Annotated[SingleLine, AfterValidator(_not_blank)]
+# Validators to put after a StringConstraints, so that length errors still speak of characters.
+SINGLE_LINE = AfterValidator(_no_control_characters)
+MULTI_LINE = AfterValidator(_no_nul_or_unprintable)
+NOT_BLANK = AfterValidator(_not_blank)
 
 
 class PageQuery(RequestModel):

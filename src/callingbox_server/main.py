@@ -40,6 +40,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="The CallingBox v1 agents and numbers API, served by callingbox-server.",
         lifespan=lifespan,
         redoc_url=None,
+        # Operation ids are the route functions' names: list_agents, attach_number, ...
+        generate_unique_id_function=lambda route: route.name,
     )
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)

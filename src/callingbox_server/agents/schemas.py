@@ -14,6 +14,8 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
+    StrictInt,
     StringConstraints,
     TypeAdapter,
     field_validator,
@@ -21,11 +23,11 @@ from pydantic import (
 )
 
 from callingbox_server.common import (
-    MultiLine,
-    NonBlank,
+    MULTI_LINE,
+    NOT_BLANK,
+    SINGLE_LINE,
     PageQuery,
     RequestModel,
-    SingleLine,
     Timestamp,
 )
 from callingbox_server.numbers.schemas import Number
@@ -82,17 +84,19 @@ def _json_schema_object(value: dict[str, Any]) -> dict[str, Any]:
 
 JsonObject = Annotated[dict[str, Any], AfterValidator(_plain_json)]
 JsonSchemaObject = Annotated[JsonObject, AfterValidator(_json_schema_object)]
-Url = Annotated[SingleLine, StringConstraints(max_length=2048), AfterValidator(_absolute_http_url)]
-Language = Annotated[SingleLine, StringConstraints(max_length=64), AfterValidator(_bcp47)]
+Url = Annotated[
+    str, StringConstraints(max_length=2048), SINGLE_LINE, AfterValidator(_absolute_http_url)
+]
+Language = Annotated[str, StringConstraints(max_length=64), SINGLE_LINE, AfterValidator(_bcp47)]
 ToolName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 HeaderName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$")]
-HeaderValue = Annotated[SingleLine, StringConstraints(max_length=4096)]
+HeaderValue = Annotated[str, StringConstraints(max_length=4096), SINGLE_LINE]
 ReturnName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
 Policy = Literal["read", "confirm_first_write"]
-Name = Annotated[NonBlank, StringConstraints(min_length=1, max_length=200)]
-LongText = Annotated[MultiLine, StringConstraints(max_length=32_000)]
-Voice = Annotated[NonBlank, StringConstraints(max_length=100)]
-Description = Annotated[MultiLine, StringConstraints(min_length=1, max_length=2_000)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=200), SINGLE_LINE, NOT_BLANK]
+LongText = Annotated[str, StringConstraints(max_length=32_000), MULTI_LINE]
+Voice = Annotated[str, StringConstraints(max_length=100), SINGLE_LINE, NOT_BLANK]
+Description = Annotated[str, StringConstraints(min_length=1, max_length=2_000), MULTI_LINE]
 
 
 class HttpTool(RequestModel):
@@ -105,7 +109,7 @@ class HttpTool(RequestModel):
     url: Url
     parameters: JsonSchemaObject
     headers: dict[HeaderName, HeaderValue] | None = Field(default=None, max_length=32)
-    timeout_ms: int | None = Field(default=None, ge=100, le=60_000)
+    timeout_ms: StrictInt | None = Field(default=None, ge=100, le=60_000)
 
 
 class BuiltinTool(RequestModel):
@@ -224,7 +228,7 @@ class AgentUpdate(AgentFields):
 
 class AttachNumber(RequestModel):
     number_id: uuid.UUID
-    set_as_primary: bool = False
+    set_as_primary: StrictBool = False
 
 
 class SetPrimaryNumber(RequestModel):

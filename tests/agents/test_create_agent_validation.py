@@ -1,0 +1,235 @@
+"""POST /v1/agents rejections: 400 naming the field (415 for a non-JSON body), nothing created."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.agents.helpers import BUILTIN_TOOL, HTTP_TOOL, error, http_tool, snapshot
+from tests.conftest import Tenant
+
+LONG = 32_001
+# (body, error) pairs: each body fails validation, naming the offending field.
+INVALID_BODIES = [
+    pytest.param({"type": "inbound"}, "missing required field: name", id="missing-name"),
+    pytest.param({"name": "A"}, "missing required field: type", id="missing-type"),
+    pytest.param(
+        {"name": "n" * 201, "type": "inbound"},
+        "invalid field name: String should have at most 200 characters",
+        id="name-too-long",
+    ),
+    pytest.param(
+        {"name": "", "type": "inbound"},
+        "invalid field name: String should have at least 1 character",
+        id="empty-name",
+    ),
+    pytest.param(
+        {"name": "   ", "type": "inbound"},
+        "invalid field name: must not be blank",
+        id="blank-name",
+    ),
+    pytest.param(
+        {"name": "a\x00b", "type": "inbound"},
+        "invalid field name: must not contain control characters",
+        id="nul-in-name",
+    ),
+    pytest.param(
+        {"name": 5, "type": "inbound"},
+        "invalid field name: Input should be a valid string",
+        id="name-not-string",
+    ),
+    pytest.param(
+        {"name": "A", "type": "sideways"},
+        "invalid field type: Input should be 'inbound' or 'outbound'",
+        id="bad-type",
+    ),
+    pytest.param(
+        {"name": "A", "type": "inbound", "voicemail_action": "scream"},
+        "invalid field voicemail_action: Input should be 'hangup' or 'leave_message'",
+        id="bad-voicemail-action",
+    ),
+    pytest.param(
+        {"name": "A", "type": "inbound", "voicemail_action": None},
+        "invalid field voicemail_action: Input should be 'hangup' or 'leave_message'",
+        id="null-voicemail-action",
+    ),
+    pytest.param(
+        {"name": "A", "type": "inbound", "colour": "red"},
+        "unknown field: colour",
+        id="unknown-field",
+    ),
+    pytest.param(
+        {"name": "A", "type": "inbound", "archived_at": None},
+        "unknown field: archived_at",
+        id="read-only-field",
+    ),
+    pytest.param(
+        {"name": "A", "type": "inbound", "number_ids": ["nope"]},
+        "invalid field number_ids.0: Input should be a valid UUID, invalid character: "
+        "found `n` at 0",
+        id="number-id-not-uuid",
+    ),
+    pytest.param(
+        {"name": "A", "type": "inbound", "language": "en_US"},
+        "invalid field language: must be a BCP-47 language tag such as en, en-US or es-419",
+        id="language-underscore",
+    ),
+    pytest.param(
+        {"name": "A", "type": "inbound", "language": "english"},
+        "invalid field language: must be a BCP-47 language tag such as en, en-US or es-419",
+        id="language-word",
+    ),
+    pytest.param(
+        {"name": "A", "type": "inbound", "returns": {"when": {"date": "string"}}},
+        "invalid field returns.when: Input should be 'string', 'number' or 'boolean'",
+        id="returns-nested",
+    ),
+    pytest.param(
+        {"name": "A", "type": "inbound", "returns": {"when": "date"}},
+        "invalid field returns.when: Input should be 'string', 'number' or 'boolean'",
+        id="returns-bad-type",
+    ),
+    pytest.param(
+        {"name": "A", "type": "inbound", "returns": ["confirmed"]},
+        "invalid field returns: Input should be a valid dictionary",
+        id="returns-not-object",
+    ),
+    pytest.param(
+        {"name": "A", "type": "inbound", "tools": [http_tool(name=f"t{i}") for i in range(17)]},
+        "invalid field tools: List should have at most 16 items after validation, not 17",
+        id="too-many-tools",
+    ),
+    pytest.param(
+        {"name": "A", "type": "inbound", "tools": [HTTP_TOOL, http_tool(description="again")]},
+        "invalid field tools: tool names must be unique within an agent; "
+        "lookup_booking appears twice",
+        id="duplicate-tool-names",
+    ),
+    pytest.param(
+        {"name": "A", "type": "inbound", "tools": [http_tool(name="look up")]},
+        "invalid field tools.0.http.name: String should match pattern '^[A-Za-z0-9_-]{1,64}$'",
+        id="tool-name-pattern",
+    ),
+    pytest.param(
+        {"name": "A", "type": "inbound", "tools": [http_tool(name="t" * 65)]},
+        "invalid field tools.0.http.name: String should match pattern '^[A-Za-z0-9_-]{1,64}$'",
+        id="tool-name-too-long",
+    ),
+    pytest.param(
+        {"name": "A", "type": "inbound", "tools": [http_tool(parameters={"type": "string"})]},
+        'invalid field tools.0.http.parameters: must be a JSON Schema object ({"type": '
+        '"object", ...})',
+        id="tool-parameters-not-object-schema",
+    ),
+    pytest.param(
+        {"name": "A", "type": "inbound", "tools": [{**BUILTIN_TOOL, "parameters": {}}]},
+        'invalid field tools.0.builtin.parameters: must be a JSON Schema object ({"type": '
+        '"object", ...})',
+        id="builtin-tool-parameters-without-type",
+    ),
+    pytest.param(
+        {"name": "A", "type": "inbound", "tools": [http_tool(type="grpc")]},
+        "invalid field tools.0: Input tag 'grpc' found using 'type' does not match any of the "
+        "expected tags: 'http', 'builtin'",
+        id="tool-bad-type",
+    ),
+    pytest.param(
+        {"name": "A", "type": "inbound", "tools": [http_tool(policy="write")]},
+        "invalid field tools.0.http.policy: Input should be 'read' or 'confirm_first_write'",
+        id="tool-bad-policy",
+    ),
+    pytest.param(
+        {"name": "A", "type": "inbound", "tools": [http_tool(timeout_ms="5000")]},
+        "invalid field tools.0.http.timeout_ms: Input should be a valid integer",
+        id="tool-timeout-as-string",
+    ),
+    pytest.param(
+        {"name": "A", "type": "inbound", "tools": [http_tool(timeout_ms=50)]},
+        "invalid field tools.0.http.timeout_ms: Input should be greater than or equal to 100",
+        id="tool-timeout-too-small",
+    ),
+    pytest.param(
+        {"name": "A", "type": "inbound", "tools": [http_tool(secret="x")]},
+        "unknown field: tools.0.http.secret",
+        id="tool-unknown-field",
+    ),
+    pytest.param(
+        {"name": "A", "type": "inbound", "webhook_url": "/hooks/callingbox"},
+        "invalid field webhook_url: Input should be a valid URL, relative URL without a base",
+        id="webhook-url-relative",
+    ),
+    pytest.param(
+        {"name": "A", "type": "inbound", "webhook_url": "ftp://files.example.com/hook"},
+        "invalid field webhook_url: URL scheme should be 'http' or 'https'",
+        id="webhook-url-ftp",
+    ),
+    pytest.param(
+        {"name": "A", "type": "inbound", "persona": "p" * LONG},
+        "invalid field persona: String should have at most 32000 characters",
+        id="persona-too-long",
+    ),
+    pytest.param(
+        {"name": "A", "type": "inbound", "instructions": "i" * LONG},
+        "invalid field instructions: String should have at most 32000 characters",
+        id="instructions-too-long",
+    ),
+    pytest.param(
+        {"name": "A", "type": "inbound", "voice": "v" * 101},
+        "invalid field voice: String should have at most 100 characters",
+        id="voice-too-long",
+    ),
+    pytest.param(
+        [{"name": "A", "type": "inbound"}], "request body must be a JSON object", id="list"
+    ),
+    pytest.param("A", "request body must be a JSON object", id="string"),
+]
+
+
+class TestCreateAgentValidation:
+    @pytest.mark.parametrize(("body", "message"), INVALID_BODIES)
+    async def test_invalid_body(self, tenant: Tenant, body: Any, message: str) -> None:
+        r = await tenant.client.post("/v1/agents", json=body)
+
+        assert r.status_code == 400
+        assert r.json() == error(r, message)
+        assert (await snapshot(tenant))["agents"] == {"data": [], "has_more": False}
+
+    @pytest.mark.parametrize(
+        ("content", "message"),
+        [
+            pytest.param(b"null", "request body must be a JSON object", id="null"),
+            pytest.param(b'{"name": "A", "type": ', "request body is not valid JSON", id="bad"),
+            pytest.param(b"", "request body is required", id="empty"),
+            pytest.param(
+                b'{"name": "A", "type": "inbound", "tools": [{"type": "http", "name": "t", '
+                b'"description": "d", "policy": "read", "url": "https://x.example/t", '
+                b'"parameters": {"type": "object", "minimum": NaN}}]}',
+                "invalid field tools.0.http.parameters: must not contain NaN or Infinity",
+                id="nan-in-tool-parameters",
+            ),
+        ],
+    )
+    async def test_invalid_raw_body(self, tenant: Tenant, content: bytes, message: str) -> None:
+        r = await tenant.client.post(
+            "/v1/agents", content=content, headers={"content-type": "application/json"}
+        )
+
+        assert r.status_code == 400
+        assert r.json() == error(r, message)
+        assert (await snapshot(tenant))["agents"] == {"data": [], "has_more": False}
+
+    async def test_body_that_is_not_json(self, tenant: Tenant) -> None:
+        r = await tenant.client.post(
+            "/v1/agents",
+            content=b'{"name": "A", "type": "inbound"}',
+            headers={"content-type": "text/plain"},
+        )
+
+        assert r.status_code == 415
+        assert r.json() == error(
+            r,
+            "request body must be sent as Content-Type: application/json",
+            "unsupported_media_type",
+        )
+        assert (await snapshot(tenant))["agents"] == {"data": [], "has_more": False}
