@@ -27,7 +27,8 @@ def _run_in_session(runtime: Runtime, work: Callable[[AsyncSession], Awaitable[T
     async def go() -> T:
         engine = create_async_engine(runtime.database_url, poolclass=pool.NullPool)
         try:
-            async with async_sessionmaker(engine)() as session, session.begin():
+            maker = async_sessionmaker(engine, expire_on_commit=False)
+            async with maker() as session, session.begin():
                 return await work(session)
         finally:
             await engine.dispose()
