@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
@@ -82,21 +82,33 @@ class Cursor:
     newer: bool
 
 
-def cursor_id(query: PageQuery) -> tuple[uuid.UUID, bool] | None:
-    """The cursor's id and direction (True: ending_before, newer items), or None for page one."""
+CursorLookup = Callable[[uuid.UUID, bool], Awaitable["Cursor | None"]]
+
+
+async def resolve_cursor(query: PageQuery, noun: str, lookup: CursorLookup) -> Cursor | None:
+    """The page's starting point, or None for the first page.
+
+    A cursor must name an object of the caller's collection; any status counts (an item archived
+    or released between two page fetches must not break the walk).
+    """
     if query.starting_after is not None and query.ending_before is not None:
         raise InvalidRequest("starting_after and ending_before cannot be used together")
+    newer = query.ending_before is not None
     name, raw = (
         ("ending_before", query.ending_before)
-        if query.ending_before is not None
+        if newer
         else ("starting_after", query.starting_after)
     )
     if raw is None:
         return None
     try:
-        return uuid.UUID(raw), name == "ending_before"
+        object_id = uuid.UUID(raw)
     except ValueError:
-        raise InvalidRequest(f"invalid query parameter {name}: no such object {raw}") from None
+        raise InvalidRequest(f"invalid query parameter {name}: no such {noun} {raw}") from None
+    cursor = await lookup(object_id, newer)
+    if cursor is None:
+        raise InvalidRequest(f"invalid query parameter {name}: no such {noun} {object_id}")
+    return cursor
 
 
 def keyset(

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from callingbox_server import models
 from callingbox_server.agents import repository, schemas
 from callingbox_server.auth import Principal
-from callingbox_server.common import Cursor, Page, PageQuery, cursor_id, page_of
+from callingbox_server.common import Page, page_of, resolve_cursor
 from callingbox_server.errors import AgentArchived, InvalidRequest, NotFound, NumberInUse
 from callingbox_server.numbers import repository as numbers_repository
 from callingbox_server.numbers.schemas import Number
@@ -87,7 +87,11 @@ async def get_agent(
 async def list_agents(
     session: AsyncSession, principal: Principal, query: schemas.AgentListQuery
 ) -> Page[schemas.Agent]:
-    cursor = await _cursor(session, principal, query)
+    cursor = await resolve_cursor(
+        query,
+        "agent",
+        lambda agent_id, newer: repository.get_cursor(session, principal.org_id, agent_id, newer),
+    )
     rows = await repository.list_page(
         session,
         principal.org_id,
@@ -98,18 +102,6 @@ async def list_agents(
     )
     agents, has_more = page_of(rows, cursor, query.limit)
     return Page[schemas.Agent](data=await render(session, agents), has_more=has_more)
-
-
-async def _cursor(session: AsyncSession, principal: Principal, query: PageQuery) -> Cursor | None:
-    found = cursor_id(query)
-    if found is None:
-        return None
-    agent_id, newer = found
-    cursor = await repository.get_cursor(session, principal.org_id, agent_id, newer)
-    if cursor is None:
-        name = "ending_before" if newer else "starting_after"
-        raise InvalidRequest(f"invalid query parameter {name}: no such agent {agent_id}")
-    return cursor
 
 
 async def create_agent(

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from callingbox_server.agents import repository as agents_repository
 from callingbox_server.agents import service as agents_service
 from callingbox_server.auth import Principal
-from callingbox_server.common import Cursor, Page, cursor_id, page_of
+from callingbox_server.common import Page, page_of, resolve_cursor
 from callingbox_server.errors import InvalidRequest, NotFound, NumberUnavailable
 from callingbox_server.numbers import repository, schemas
 from callingbox_server.numbers.providers import NumbersProvider, SearchCriteria, is_area_code
@@ -31,14 +31,11 @@ async def get_number(
 async def list_numbers(
     session: AsyncSession, principal: Principal, query: schemas.NumberListQuery
 ) -> Page[schemas.Number]:
-    cursor: Cursor | None = None
-    found = cursor_id(query)
-    if found is not None:
-        number_id, newer = found
-        cursor = await repository.get_cursor(session, principal.org_id, number_id, newer)
-        if cursor is None:
-            name = "ending_before" if newer else "starting_after"
-            raise InvalidRequest(f"invalid query parameter {name}: no such number {number_id}")
+    cursor = await resolve_cursor(
+        query,
+        "number",
+        lambda number_id, newer: repository.get_cursor(session, principal.org_id, number_id, newer),
+    )
     rows = await repository.list_page(session, principal.org_id, query.status, cursor, query.limit)
     numbers, has_more = page_of(rows, cursor, query.limit)
     return Page[schemas.Number](
