@@ -1,0 +1,59 @@
+# A newcomer needs two commands: `make run` and `make test`. `make check` is exactly what CI runs
+# (.ci/run). Every target creates .venv on first use and re-installs it when pyproject.toml changes.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Extra arguments: `make run ARGS='--port 9000'`, `make test PYTEST_ARGS='-x -k attach'`.
+ARGS ?=
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install run migrate test lint typecheck check format clean
+
+help:
+	@echo "make run        serve the API on http://127.0.0.1:8000 (embedded PostgreSQL in .callingbox/)"
+	@echo "make test       run the whole test suite"
+	@echo "make check      what CI runs: ruff format --check, ruff check, mypy --strict, tests"
+	@echo "make migrate    apply the database migrations (CALLINGBOX_DATABASE_URL, or the embedded one)"
+	@echo "make format     rewrite the code with ruff format and ruff check --fix"
+	@echo "make install    create or refresh $(VENV)"
+	@echo "make clean      remove $(VENV) and the caches (keeps the data in .callingbox/)"
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "callingbox-server needs Python 3.11 or newer: make PYTHON=python3.11 ..." >&2; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/callingbox-server serve $(ARGS)
+
+migrate: $(STAMP)
+	$(BIN)/callingbox-server migrate
+
+# pytest exits 5 when it collected nothing: say so, and fail, rather than leave a bare "Error 5".
+test: $(STAMP)
+	@$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
+	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests (exit 5)" >&2; fi; \
+	exit $$status
+
+lint: $(STAMP)
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+check: lint typecheck test
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

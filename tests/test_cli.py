@@ -1,0 +1,478 @@
+"""The callingbox-server command, run as a real process: keys, migrate, and serve.
+
+The ``keys`` and ``migrate`` commands work on the test database (``database_url``) and are checked
+against the ``live_server`` that serves it. ``serve`` on the embedded PostgreSQL gets a fresh data
+directory per test, whose PostgreSQL is stopped when the test ends, whatever happened.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from tests.conftest import HASH_SECRET
+
+LIVE_KEY = re.compile(r"sk_live_[A-Za-z0-9_-]{32,}")
+TEST_KEY = re.compile(r"sk_test_[A-Za-z0-9_-]{32,}")
+ANY_KEY = re.compile(r"sk_(?:live|test)_[A-Za-z0-9_-]{32,}")
+KEY_ID = re.compile(r"^key ([0-9a-f-]{36}) for org ", re.MULTILINE)
+COMMAND_TIMEOUT = 120.0  # seconds; a first start on an empty data directory runs initdb
+READY_TIMEOUT = 90.0
+STOP_TIMEOUT = 30.0
+HTTP_TIMEOUT = 10.0
+
+
+# Running the command
+
+
+def clean_environment(**settings: str) -> dict[str, str]:
+    """This process's environment without any CALLINGBOX_ variable, plus ``settings``."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("CALLINGBOX_")}
+    env.update(settings)
+    return env
+
+
+def run_cli(*args: str, env: Mapping[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "callingbox_server.cli", *args],
+        env=dict(env),
+        cwd=cwd,  # not the checkout: a developer's .env there must not leak into the test
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT,
+        check=False,
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    """A ``callingbox-server serve`` process, its output going to files."""
+
+    process: subprocess.Popen[bytes]
+    base_url: str
+    stdout_path: Path
+    stderr_path: Path
+
+    def stdout(self) -> str:
+        return self.stdout_path.read_text()
+
+    def output(self) -> str:
+        return f"stdout:\n{self.stdout()}\nstderr:\n{self.stderr_path.read_text()}"
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                pytest.fail(f"serve exited with {self.process.returncode}\n{self.output()}")
+            try:
+                if httpx.get(f"{self.base_url}/readyz", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"serve was not ready after {timeout:.0f}s\n{self.output()}")
+            time.sleep(0.2)
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM) -> int:
+        """Send ``sig`` and wait for the exit (killing the process if it hangs)."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=STOP_TIMEOUT)
+                pytest.fail(f"serve ignored {sig.name} for {STOP_TIMEOUT:.0f}s\n{self.output()}")
+        return self.process.returncode
+
+
+def start_server(env: Mapping[str, str], cwd: Path, name: str = "serve") -> Server:
+    port = free_port()
+    stdout_path, stderr_path = cwd / f"{name}.stdout", cwd / f"{name}.stderr"
+    with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "callingbox_server.cli", "serve", "--port", str(port)],
+            env=dict(env),
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=stderr,
+        )
+    return Server(process, f"http://127.0.0.1:{port}", stdout_path, stderr_path)
+
+
+@pytest.fixture
+def servers() -> Iterator[list[Server]]:
+    """Servers a test starts; any still running at the end are stopped."""
+    started: list[Server] = []
+    yield started
+    for server in started:
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.wait(timeout=STOP_TIMEOUT)
+
+
+def get(base_url: str, path: str, key: str) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {key}"}
+    return httpx.get(f"{base_url}{path}", headers=headers, timeout=HTTP_TIMEOUT)
+
+
+# The keys commands, on the test database
+
+
+@pytest.fixture
+def cli_env(database_url: str) -> dict[str, str]:
+    return clean_environment(
+        CALLINGBOX_DATABASE_URL=database_url,
+        CALLINGBOX_KEY_HASH_SECRET=HASH_SECRET,
+        CALLINGBOX_LOG_LEVEL="warning",
+    )
+
+
+@pytest.fixture
+def org() -> str:
+    return f"cli-{uuid.uuid4().hex[:12]}"
+
+
+@dataclass(frozen=True)
+class CreatedKey:
+    id: str
+    secret: str
+    stdout: str
+
+
+def create_key(env: Mapping[str, str], cwd: Path, org: str, *options: str) -> CreatedKey:
+    result = run_cli("keys", "create", "--org", org, *options, env=env, cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    key_id = KEY_ID.search(result.stdout)
+    assert key_id is not None, result.stdout
+    return CreatedKey(key_id[1], result.stdout.splitlines()[-1], result.stdout)
+
+
+class TestKeysCreate:
+    def test_prints_the_key_alone_on_the_last_line(
+        self, cli_env: dict[str, str], tmp_path: Path, org: str
+    ) -> None:
+        result = run_cli("keys", "create", "--org", org, env=cli_env, cwd=tmp_path)
+
+        assert result.returncode == 0, result.stderr
+        assert LIVE_KEY.fullmatch(result.stdout.splitlines()[-1]), result.stdout
+        assert result.stdout.count("sk_live_") == 1, "the secret is printed once"
+
+    def test_test_flag_makes_an_sk_test_key(
+        self, cli_env: dict[str, str], tmp_path: Path, org: str
+    ) -> None:
+        created = create_key(cli_env, tmp_path, org, "--test")
+
+        assert TEST_KEY.fullmatch(created.secret), created.stdout
+
+    def test_keys_work_against_the_server(
+        self, cli_env: dict[str, str], tmp_path: Path, org: str, live_server: str
+    ) -> None:
+        live = create_key(cli_env, tmp_path, org)
+        test = create_key(cli_env, tmp_path, org, "--test", "--name", "ci")
+
+        for key in (live.secret, test.secret):
+            response = get(live_server, "/v1/agents", key)
+            assert response.status_code == 200, response.text
+            assert response.json() == {"data": [], "has_more": False}
+
+    def test_expires_in_days_sets_the_expiry(
+        self, cli_env: dict[str, str], tmp_path: Path, org: str, live_server: str
+    ) -> None:
+        created = create_key(cli_env, tmp_path, org, "--expires-in-days", "7")
+
+        expiry = re.search(r"expires (\S+)", created.stdout)
+        assert expiry is not None, created.stdout
+        expires_at = datetime.fromisoformat(expiry[1])
+        expected = datetime.now(UTC) + timedelta(days=7)
+        assert abs(expires_at - expected) < timedelta(minutes=5)
+        assert get(live_server, "/v1/agents", created.secret).status_code == 200
+        listing = run_cli("keys", "list", "--org", org, env=cli_env, cwd=tmp_path)
+        assert f"exp {expires_at:%Y-%m-%d}" in listing.stdout, listing.stdout
+
+    @pytest.mark.parametrize("days", ["0", "-1", "soon"])
+    def test_expires_in_days_must_be_a_positive_number(
+        self, cli_env: dict[str, str], tmp_path: Path, org: str, days: str
+    ) -> None:
+        result = run_cli(
+            "keys", "create", "--org", org, "--expires-in-days", days, env=cli_env, cwd=tmp_path
+        )
+
+        assert result.returncode == 2
+        assert "--expires-in-days" in result.stderr
+        assert ANY_KEY.search(result.stdout) is None
+
+
+class TestKeysList:
+    def test_shows_key_ids_and_never_the_secrets(
+        self, cli_env: dict[str, str], tmp_path: Path, org: str
+    ) -> None:
+        first = create_key(cli_env, tmp_path, org, "--name", "first")
+        second = create_key(cli_env, tmp_path, org, "--test")
+
+        for args in (("keys", "list", "--org", org), ("keys", "list")):
+            result = run_cli(*args, env=cli_env, cwd=tmp_path)
+            assert result.returncode == 0, result.stderr
+            assert first.id in result.stdout
+            assert second.id in result.stdout
+            assert f"sk_live_...{first.secret[-4:]}" in result.stdout
+            assert f"sk_test_...{second.secret[-4:]}" in result.stdout
+            assert ANY_KEY.search(result.stdout) is None, "a secret was listed"
+            assert first.secret[8:20] not in result.stdout
+
+    def test_only_the_given_org(self, cli_env: dict[str, str], tmp_path: Path, org: str) -> None:
+        mine = create_key(cli_env, tmp_path, org)
+        other = create_key(cli_env, tmp_path, f"{org}-other")
+
+        result = run_cli("keys", "list", "--org", org, env=cli_env, cwd=tmp_path)
+
+        assert mine.id in result.stdout
+        assert other.id not in result.stdout
+
+
+class TestKeysRevoke:
+    def test_revoked_key_is_refused_from_the_next_request(
+        self, cli_env: dict[str, str], tmp_path: Path, org: str, live_server: str
+    ) -> None:
+        created = create_key(cli_env, tmp_path, org)
+        assert get(live_server, "/v1/agents", created.secret).status_code == 200
+
+        result = run_cli("keys", "revoke", created.id, env=cli_env, cwd=tmp_path)
+
+        assert result.returncode == 0, result.stderr
+        assert created.id in result.stdout
+        response = get(live_server, "/v1/agents", created.secret)
+        assert response.status_code == 401
+        assert response.json()["code"] == "unauthorized"
+        listing = run_cli("keys", "list", "--org", org, env=cli_env, cwd=tmp_path)
+        assert "revoked" in listing.stdout
+
+    def test_revoking_twice_succeeds(
+        self, cli_env: dict[str, str], tmp_path: Path, org: str
+    ) -> None:
+        created = create_key(cli_env, tmp_path, org)
+
+        for _ in range(2):
+            result = run_cli("keys", "revoke", created.id, env=cli_env, cwd=tmp_path)
+            assert result.returncode == 0, result.stderr
+
+    def test_unknown_key_id_fails(self, cli_env: dict[str, str], tmp_path: Path) -> None:
+        key_id = str(uuid.uuid4())
+
+        result = run_cli("keys", "revoke", key_id, env=cli_env, cwd=tmp_path)
+
+        assert result.returncode == 1
+        assert f"no key {key_id}" in result.stderr
+        assert "Traceback" not in result.stderr
+
+    def test_malformed_key_id_fails(self, cli_env: dict[str, str], tmp_path: Path) -> None:
+        result = run_cli("keys", "revoke", "sk_live_oops", env=cli_env, cwd=tmp_path)
+
+        assert result.returncode == 2
+        assert "is not a key id" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+class TestMigrate:
+    def test_migrate_is_idempotent(self, cli_env: dict[str, str], tmp_path: Path) -> None:
+        for _ in range(2):
+            result = run_cli("migrate", env=cli_env, cwd=tmp_path)
+            assert result.returncode == 0, result.stderr
+            assert "latest migration" in result.stdout
+
+
+class TestSettingsErrors:
+    @pytest.mark.parametrize(
+        "args",
+        [
+            ("serve",),
+            ("migrate",),
+            ("keys", "create", "--org", "acme"),
+            ("keys", "list"),
+            ("keys", "revoke", "00000000-0000-0000-0000-000000000000"),
+        ],
+        ids=lambda args: " ".join(args[:2]),
+    )
+    def test_database_url_without_key_hash_secret_exits_2(
+        self, database_url: str, tmp_path: Path, args: tuple[str, ...]
+    ) -> None:
+        env = clean_environment(CALLINGBOX_DATABASE_URL=database_url)
+
+        result = run_cli(*args, env=env, cwd=tmp_path)
+
+        assert result.returncode == 2
+        assert "CALLINGBOX_KEY_HASH_SECRET is required" in result.stderr
+        assert "Traceback" not in result.stderr
+        assert not (tmp_path / ".callingbox").exists(), "no embedded database was started"
+
+    def test_database_url_of_another_kind_exits_2(self, tmp_path: Path) -> None:
+        env = clean_environment(
+            CALLINGBOX_DATABASE_URL="mysql://localhost/callingbox",
+            CALLINGBOX_KEY_HASH_SECRET=HASH_SECRET,
+        )
+
+        result = run_cli("migrate", env=env, cwd=tmp_path)
+
+        assert result.returncode == 2
+        assert "CALLINGBOX_DATABASE_URL must start with postgresql://" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+# serve on the embedded PostgreSQL
+
+
+def postmaster(data_dir: Path) -> psutil.Process | None:
+    """The embedded PostgreSQL of ``data_dir`` while it runs, else None."""
+    pid_file = data_dir / "pgdata" / "postmaster.pid"
+    try:
+        pid = int(pid_file.read_text().split()[0])
+        process = psutil.Process(pid)
+        # A stale pid file may name a recycled pid: only a postgres on this pgdata counts.
+        if str(data_dir / "pgdata") in " ".join(process.cmdline()):
+            return process
+    except (FileNotFoundError, IndexError, ValueError, psutil.Error):
+        pass
+    return None
+
+
+def wait_postmaster_stopped(data_dir: Path, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while postmaster(data_dir) is not None:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def stop_postmaster(data_dir: Path) -> None:
+    """Fast shutdown of a PostgreSQL a test left running (SIGINT), then SIGKILL as a last resort."""
+    process = postmaster(data_dir)
+    if process is None:
+        return
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=STOP_TIMEOUT)
+    except psutil.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=STOP_TIMEOUT)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, servers: list[Server]) -> Iterator[Path]:
+    """An empty data directory; its PostgreSQL is stopped after the test (and its servers)."""
+    path = tmp_path / "data"
+    yield path
+    for server in servers:  # the servers first, or one would keep the postmaster busy
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.wait(timeout=STOP_TIMEOUT)
+    stop_postmaster(path)
+
+
+@pytest.fixture
+def embedded_env(data_dir: Path) -> dict[str, str]:
+    return clean_environment(CALLINGBOX_DATA_DIR=str(data_dir), CALLINGBOX_LOG_LEVEL="warning")
+
+
+class TestServeEmbedded:
+    def test_first_start_prints_a_working_key_and_a_restart_keeps_the_data(
+        self,
+        embedded_env: dict[str, str],
+        data_dir: Path,
+        tmp_path: Path,
+        servers: list[Server],
+    ) -> None:
+        first = start_server(embedded_env, tmp_path, "first")
+        servers.append(first)
+        first.wait_ready()
+
+        # Exactly one development key, on a line of its own and in a curl line that works.
+        lines = first.stdout().splitlines()
+        keys = {key for line in lines for key in ANY_KEY.findall(line)}
+        assert len(keys) == 1, first.output()
+        key = keys.pop()
+        assert LIVE_KEY.fullmatch(key)
+        assert [line.strip() for line in lines].count(key) == 1, first.output()
+        curl = [line.strip() for line in lines if line.strip().startswith("curl ")]
+        assert curl == [f"curl -H 'Authorization: Bearer {key}' {first.base_url}/v1/agents"]
+        _, _, header, url = shlex.split(curl[0])
+        name, _, value = header.partition(": ")
+        response = httpx.get(url, headers={name: value}, timeout=HTTP_TIMEOUT)
+        assert response.status_code == 200, response.text
+        assert response.json() == {"data": [], "has_more": False}
+        secret_file = data_dir / "key_hash_secret"
+        assert secret_file.stat().st_mode & 0o777 == 0o600
+
+        created = httpx.post(
+            f"{first.base_url}/v1/agents",
+            headers={"Authorization": f"Bearer {key}"},
+            json={"name": "Front desk", "type": "inbound"},
+            timeout=HTTP_TIMEOUT,
+        )
+        assert created.status_code == 201, created.text
+        agent_id = created.json()["id"]
+
+        # keys create shares the running server's PostgreSQL, and leaves it running on exit.
+        extra = create_key(embedded_env, tmp_path, "acme")
+        assert get(first.base_url, "/v1/agents", extra.secret).status_code == 200
+        assert get(first.base_url, "/v1/agents", key).status_code == 200
+
+        first.stop(signal.SIGTERM)
+        stop_postmaster(data_dir)  # a restart from disk, whatever the first stop left behind
+
+        second = start_server(embedded_env, tmp_path, "second")
+        servers.append(second)
+        second.wait_ready()
+
+        assert ANY_KEY.search(second.stdout()) is None, second.output()
+        assert "development API key" not in second.stdout()
+        response = get(second.base_url, "/v1/agents", key)
+        assert response.status_code == 200, response.text
+        assert [agent["id"] for agent in response.json()["data"]] == [agent_id]
+        assert get(second.base_url, f"/v1/agents/{agent_id}", key).json()["name"] == "Front desk"
+        second.stop(signal.SIGTERM)
+
+    @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=lambda s: s.name)
+    def test_stopping_the_server_stops_its_postgres(
+        self,
+        embedded_env: dict[str, str],
+        data_dir: Path,
+        tmp_path: Path,
+        servers: list[Server],
+        sig: signal.Signals,
+    ) -> None:
+        server = start_server(embedded_env, tmp_path)
+        servers.append(server)
+        server.wait_ready()
+        assert postmaster(data_dir) is not None
+
+        returncode = server.stop(sig)
+
+        assert wait_postmaster_stopped(data_dir, timeout=10), (
+            f"the embedded PostgreSQL outlived serve ({sig.name}, exit status {returncode})\n"
+            f"{server.output()}"
+        )

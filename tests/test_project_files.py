@@ -1,0 +1,447 @@
+"""The files around the code: Makefile, CI script, Docker files, .env.example, README examples."""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tomllib
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import yaml
+from sqlalchemy import make_url
+
+from callingbox_server import migrate
+from callingbox_server.config import Settings
+from tests.conftest import HASH_SECRET
+from tests.test_cli import (
+    HTTP_TIMEOUT,
+    Server,
+    clean_environment,
+    create_key,
+    free_port,
+    start_server,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+SETTING_NAMES = {f"CALLINGBOX_{name.upper()}" for name in Settings.model_fields}
+ENV_NAME = re.compile(r"\bCALLINGBOX_[A-Z0-9_]+\b")
+VENV = Path(sys.prefix)
+
+
+def read(name: str) -> str:
+    return (ROOT / name).read_text()
+
+
+def compose() -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load(read("docker-compose.yml"))
+    return document
+
+
+def service(name: str) -> dict[str, Any]:
+    services: dict[str, dict[str, Any]] = compose()["services"]
+    return services[name]
+
+
+def make(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run make in the checkout with this interpreter's venv, never (re)installing it."""
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    stamp = VENV / ".installed"
+    return subprocess.run(
+        ["make", "--no-print-directory", f"VENV={VENV}", "-o", str(stamp), *args],
+        cwd=ROOT,
+        env=clean_environment(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+class TestSettingsNames:
+    @pytest.mark.parametrize("name", ["docker-compose.yml", "Dockerfile", ".env.example"])
+    def test_every_callingbox_variable_is_a_setting(self, name: str) -> None:
+        used = set(ENV_NAME.findall(read(name)))
+
+        assert used <= SETTING_NAMES, f"not settings: {sorted(used - SETTING_NAMES)}"
+
+    def test_env_example_lists_every_setting_commented_out(self) -> None:
+        assignments = re.findall(r"^(#?) ?(CALLINGBOX_[A-Z0-9_]+)=", read(".env.example"), re.M)
+
+        assert {name for _, name in assignments} == SETTING_NAMES
+        assert [name for hash_, name in assignments if not hash_] == [], "defaults only"
+
+    def test_env_example_shows_the_defaults(self) -> None:
+        shown = dict(re.findall(r"^# (CALLINGBOX_[A-Z0-9_]+)=(.*)$", read(".env.example"), re.M))
+        defaults = Settings.model_construct()
+
+        for name, value in shown.items():
+            field = name.removeprefix("CALLINGBOX_").lower()
+            default = getattr(defaults, field)
+            if default is None:
+                continue  # an example value of an optional setting
+            assert value == str(default), name
+
+    def test_readme_configuration_table_lists_every_setting(self) -> None:
+        rows = re.findall(r"^\| `(CALLINGBOX_[A-Z0-9_]+)` \|", read("README.md"), re.M)
+
+        assert sorted(rows) == sorted(SETTING_NAMES)
+        assert len(rows) == len(set(rows))
+
+
+class TestCompose:
+    def test_services(self) -> None:
+        assert set(compose()["services"]) == {"db", "migrate", "api"}
+
+    def test_db_is_postgres_16_with_a_volume_and_a_healthcheck(self) -> None:
+        db = service("db")
+
+        assert db["image"] == "postgres:16"
+        assert "pg_isready" in " ".join(db["healthcheck"]["test"])
+        volume = db["volumes"][0].split(":")
+        assert volume[1] == "/var/lib/postgresql/data"
+        assert volume[0] in compose()["volumes"]
+        url = make_url(service("api")["environment"]["CALLINGBOX_DATABASE_URL"])
+        environment = db["environment"]
+        assert (url.host, url.port) == ("db", 5432)
+        assert url.username == environment["POSTGRES_USER"]
+        assert url.password == environment["POSTGRES_PASSWORD"]
+        assert url.database == environment["POSTGRES_DB"]
+
+    def test_migrate_runs_once_the_database_is_healthy(self) -> None:
+        migrate_service = service("migrate")
+
+        assert migrate_service["build"] == "."
+        assert migrate_service["command"] == ["callingbox-server", "migrate"]
+        assert migrate_service["depends_on"] == {"db": {"condition": "service_healthy"}}
+
+    def test_api_starts_after_a_successful_migration(self) -> None:
+        api = service("api")
+
+        assert api["build"] == "."
+        assert api["command"] == [
+            "callingbox-server",
+            "serve",
+            "--host",
+            # A container must listen beyond its own loopback to be reachable.
+            "0.0.0.0",  # noqa: S104
+            "--port",
+            "8000",
+        ]
+        assert api["depends_on"] == {"migrate": {"condition": "service_completed_successfully"}}
+        assert "8000:8000" in api["ports"]
+
+    @pytest.mark.parametrize("name", ["migrate", "api"])
+    def test_environment(self, name: str) -> None:
+        environment = service(name)["environment"]
+
+        assert make_url(environment["CALLINGBOX_DATABASE_URL"]).drivername == "postgresql"
+        secret = environment["CALLINGBOX_KEY_HASH_SECRET"]
+        assert re.fullmatch(r"\$\{CALLINGBOX_KEY_HASH_SECRET:-[^}]+\}", secret), secret
+
+    def test_api_healthcheck_uses_python_on_readyz(self, live_server: str) -> None:
+        test = service("api")["healthcheck"]["test"]
+        assert test[:3] == ["CMD", "python", "-c"]
+        code = test[3]
+        assert "http://127.0.0.1:8000/readyz" in code
+
+        def healthcheck(base_url: str) -> int:
+            probe = code.replace("http://127.0.0.1:8000", base_url)
+            command = [sys.executable, "-c", probe]
+            return subprocess.run(command, capture_output=True, timeout=30, check=False).returncode
+
+        assert healthcheck(live_server) == 0
+        assert healthcheck(f"http://127.0.0.1:{free_port()}") != 0
+
+
+def dockerfile_stages() -> list[list[tuple[str, str]]]:
+    """The Dockerfile's instructions (continuations joined), one list per FROM."""
+    text = re.sub(r"\\\n", " ", read("Dockerfile"))
+    stages: list[list[tuple[str, str]]] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        instruction, _, argument = line.partition(" ")
+        if instruction.upper() == "FROM":
+            stages.append([])
+        stages[-1].append((instruction.upper(), argument.strip()))
+    return stages
+
+
+class TestDockerfile:
+    def test_installs_the_package_the_way_the_readme_says(self) -> None:
+        build = dockerfile_stages()[0]
+        runs = [argument for instruction, argument in build if instruction == "RUN"]
+
+        assert "pip install ." in runs
+        assert re.search(r"^pip install \.$", read("README.md"), re.M)
+
+    def test_build_stage_copies_everything_the_wheel_needs(self) -> None:
+        project = tomllib.loads(read("pyproject.toml"))
+        wheel = project["tool"]["hatch"]["build"]["targets"]["wheel"]
+        needed = {"pyproject.toml", project["project"]["readme"]}
+        needed |= {package.split("/")[0] for package in wheel["packages"]}
+        needed |= set(wheel["force-include"])  # the migrations
+        copied = {
+            source
+            for instruction, argument in dockerfile_stages()[0]
+            if instruction == "COPY"
+            for source in argument.split()[:-1]
+        }
+        ignored = [
+            line.strip()
+            for line in read(".dockerignore").splitlines()
+            if line.strip() and not line.startswith("#")
+        ]
+
+        assert needed <= copied
+        for path in needed:
+            assert not any(fnmatch.fnmatch(path, pattern) for pattern in ignored), path
+
+    def test_runs_as_a_non_root_user(self) -> None:
+        final = dockerfile_stages()[-1]
+
+        assert final[0] == ("FROM", "python:3.11-slim")
+        users = [argument for instruction, argument in final if instruction == "USER"]
+        assert users, "the final stage sets no USER"
+        assert users[-1].split(":")[0] not in {"root", "0"}
+        assert [instruction for instruction, _ in final].index("USER") > max(
+            index for index, (instruction, _) in enumerate(final) if instruction in {"RUN", "COPY"}
+        ), "USER comes after everything that needs root"
+
+    def test_serves_on_port_8000_of_every_interface(self) -> None:
+        final = dict(dockerfile_stages()[-1])
+
+        assert final["EXPOSE"] == "8000"
+        assert re.fullmatch(
+            r'\["callingbox-server", "serve", "--host", "0.0.0.0".*\]', final["CMD"]
+        )
+
+    def test_build_context_leaves_out_local_state(self) -> None:
+        ignored = set(read(".dockerignore").split())
+
+        assert {".git", ".venv", ".callingbox", ".env"} <= ignored
+
+
+class TestMakefile:
+    def test_check_runs_what_ci_runs(self) -> None:
+        result = make("-n", "check")
+
+        assert result.returncode == 0, result.stderr
+        for command in ("ruff format --check .", "ruff check .", "mypy", "pytest"):
+            assert command in result.stdout, command
+
+    def test_run_serves(self) -> None:
+        result = make("-n", "run")
+
+        assert result.returncode == 0, result.stderr
+        assert f"{VENV}/bin/callingbox-server serve" in result.stdout
+
+    def test_the_venv_is_created_and_reinstalled_from_pyproject(self) -> None:
+        makefile = read("Makefile")
+
+        assert re.search(r"^PYTHON \?= python3$", makefile, re.M)
+        assert re.search(r"^\$\(STAMP\): pyproject.toml$", makefile, re.M)
+        assert "-m venv $(VENV)" in makefile
+        assert "pip install --disable-pip-version-check -e '.[dev]'" in makefile
+
+    def test_no_tests_collected_fails_loudly(self) -> None:
+        result = make(
+            "test",
+            "PYTEST_ARGS=-q -p no:cacheprovider tests/test_project_files.py -k no_such_test",
+        )
+
+        assert result.returncode != 0
+        assert "pytest collected no tests (exit 5)" in result.stderr
+
+
+class TestCiScript:
+    def test_is_an_executable_bash_script(self) -> None:
+        script = ROOT / ".ci" / "run"
+
+        assert os.access(script, os.X_OK)
+        assert script.read_text().startswith("#!/usr/bin/env bash\n")
+        assert "set -euo pipefail" in script.read_text()
+        syntax = subprocess.run(["bash", "-n", str(script)], capture_output=True, check=False)
+        assert syntax.returncode == 0, syntax.stderr
+
+    def test_runs_make_check_then_the_tests_on_the_local_postgres(self) -> None:
+        script = read(".ci/run")
+
+        assert "make check" in script
+        assert 'EXTERNAL_URL="postgresql://postgres@127.0.0.1:5432/postgres"' in script
+        assert 'CALLINGBOX_TEST_DATABASE_URL="$EXTERNAL_URL" make test' in script
+        assert script.index("make check") < script.index("make test")
+
+
+class TestReadme:
+    def test_quick_start_is_two_commands(self) -> None:
+        readme = read("README.md")
+        quick_start = readme[readme.index("## Quick start") : readme.index("## Try it with curl")]
+
+        assert re.search(r"^make run\b", quick_start, re.M)
+        assert re.search(r"^make test\b", quick_start, re.M)
+
+
+# The README's examples, run verbatim against a server of their own on a fresh database (they
+# buy numbers and commit, which must not leak into the shared test database).
+
+README_BASE_URL = "http://127.0.0.1:8000"
+README_CLI = ".venv/bin/callingbox-server"
+
+
+def _dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def _execute(url: str, statement: str) -> None:
+    connection = await asyncpg.connect(_dsn(url))
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="module")
+def readme_database(database_url: str) -> Iterator[str]:
+    name = f"callingbox_readme_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_execute(database_url, f'CREATE DATABASE "{name}"'))
+    url = make_url(database_url).set(database=name).render_as_string(hide_password=False)
+    try:
+        migrate.upgrade(url)
+        yield url
+    finally:
+        asyncio.run(_execute(database_url, f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="module")
+def readme_env(readme_database: str) -> dict[str, str]:
+    return clean_environment(
+        CALLINGBOX_DATABASE_URL=readme_database,
+        CALLINGBOX_KEY_HASH_SECRET=HASH_SECRET,
+        CALLINGBOX_LOG_LEVEL="warning",
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    )
+
+
+@pytest.fixture(scope="module")
+def readme_server(
+    readme_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    server = start_server(readme_env, tmp_path_factory.mktemp("readme"))
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+def readme_blocks(marker: str, language: str) -> list[str]:
+    readme = read("README.md")
+    start = readme.index(marker)
+    end = readme.index("<!-- end of walkthrough -->") if "walkthrough" in marker else len(readme)
+    return re.findall(rf"^```{language}\n(.*?)^```$", readme[start:end], re.S | re.M)
+
+
+def curl_fail_option() -> str:
+    """--fail-with-body (curl 7.76+) shows why a request failed; older curls have --fail."""
+    probe = subprocess.run(
+        ["curl", "--fail-with-body", "--version"], capture_output=True, check=False
+    )
+    return "--fail-with-body" if probe.returncode == 0 else "--fail"
+
+
+class TestReadmeExamples:
+    def test_curl_walkthrough_runs_verbatim(
+        self, readme_server: Server, readme_env: dict[str, str], tmp_path: Path
+    ) -> None:
+        if shutil.which("curl") is None:
+            pytest.skip("curl is not installed")
+        walkthrough = "\n".join(readme_blocks("<!-- walkthrough", "sh"))
+        assert walkthrough.count(f"BASE={README_BASE_URL}\n") == 1
+        assert README_CLI in walkthrough
+        cli = f"{shlex.quote(sys.executable)} -m callingbox_server.cli"
+        script = "\n".join(
+            [
+                "set -euo pipefail",
+                # Any 4xx or 5xx fails the run; the README shows none.
+                f'curl() {{ command curl {curl_fail_option()} --max-time 10 "$@"; }}',
+                walkthrough.replace(README_BASE_URL, readme_server.base_url).replace(
+                    README_CLI, cli
+                ),
+                'echo "RESULT $KEY $NUMBER1 $NUMBER2 $INBOUND $OUTBOUND"',
+            ]
+        )
+
+        result = subprocess.run(
+            ["bash", "-c", script],
+            env=readme_env,
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+        assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+        key, number1, number2, inbound, outbound = result.stdout.split("RESULT ")[1].split()
+        headers = {"Authorization": f"Bearer {key}"}
+        client = httpx.Client(
+            base_url=readme_server.base_url, headers=headers, timeout=HTTP_TIMEOUT
+        )
+        with client:
+            freed = client.get(f"/v1/numbers/{number1}").json()
+            assert (freed["inbound_agent_id"], freed["outbound_agent_ids"]) == (None, [])
+            archived = client.get(f"/v1/agents/{inbound}").json()
+            assert archived["archived_at"] is not None
+            assert archived["numbers"] == []
+            caller = client.get(f"/v1/agents/{outbound}").json()
+            assert caller["primary_number_id"] == number2
+            assert [number["id"] for number in caller["numbers"]] == [number2]
+
+    def test_python_client_example_runs(
+        self, readme_server: Server, readme_env: dict[str, str], tmp_path: Path
+    ) -> None:
+        (example,) = readme_blocks("<!-- client example", "python")
+        readme = read("README.md")
+        assert "pip install callingbox==0.1.0" in readme
+        assert f"CALLINGBOX_BASE_URL={README_BASE_URL} CALLINGBOX_API_KEY=$KEY" in readme
+        key = create_key(readme_env, tmp_path, f"client-{uuid.uuid4().hex[:8]}")
+        env = {
+            **readme_env,
+            "CALLINGBOX_BASE_URL": readme_server.base_url,
+            "CALLINGBOX_API_KEY": key.secret,
+        }
+
+        result = subprocess.run(
+            [sys.executable, "-c", example],
+            env=env,
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        assert lines[0] == "['+12125550100', '+12125550101', '+12125550102']"
+        assert lines[1].endswith(" +12125550100 (212) 555-0100")
+        assert lines[2] == "1 False"
+        assert lines[3:] == ["+12125550100 active"]
