@@ -145,6 +145,14 @@ class TestUnknownRoute:
         assert r.headers["content-type"] == JSON_CONTENT_TYPE
         assert r.json() == error_body(r, "not_found", f"no route for GET {path}")
 
+    @pytest.mark.parametrize("path", ["/v1/agents/", "/v1/numbers/"])
+    async def test_trailing_slash_is_no_route_not_a_redirect(
+        self, tenant: Tenant, path: str
+    ) -> None:
+        r = await tenant.client.get(path)
+        assert r.status_code == 404
+        assert r.json() == error_body(r, "not_found", f"no route for GET {path}")
+
     async def test_without_credentials_too(self, client: httpx.AsyncClient) -> None:
         r = await client.post("/v1/nothing", json={})
         assert r.status_code == 404

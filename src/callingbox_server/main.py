@@ -40,6 +40,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="The CallingBox v1 agents and numbers API, served by callingbox-server.",
         lifespan=lifespan,
         redoc_url=None,
+        # "/v1/agents/" is no route: a 404 JSON error, not a redirect most clients won't follow.
+        redirect_slashes=False,
         # Operation ids are the route functions' names: list_agents, attach_number, ...
         generate_unique_id_function=lambda route: route.name,
     )
