@@ -10,6 +10,17 @@ from tests.agents.helpers import BUILTIN_TOOL, HTTP_TOOL, error, http_tool, snap
 from tests.conftest import Tenant
 
 LONG = 32_001
+
+
+def nested(levels: int) -> dict[str, Any]:
+    """A JSON Schema object ``levels + 2`` objects deep (itself, the chain, the innermost {})."""
+    inner: dict[str, Any] = {}
+    for _ in range(levels):
+        inner = {"x": inner}
+    return {"type": "object", "properties": inner}
+
+
+PARAMETERS_WITH_NUL = {"type": "object", "description": "a\x00b"}
 # (body, error) pairs: each body fails validation, naming the offending field.
 INVALID_BODIES = [
     pytest.param({"type": "inbound"}, "missing required field: name", id="missing-name"),
@@ -183,6 +194,30 @@ INVALID_BODIES = [
         [{"name": "A", "type": "inbound"}], "request body must be a JSON object", id="list"
     ),
     pytest.param("A", "request body must be a JSON object", id="string"),
+    pytest.param(
+        {"name": "A", "type": "inbound", "tools": [http_tool(parameters=nested(31))]},
+        "invalid field tools.0.http.parameters: must not nest deeper than 32 levels",
+        id="parameters-33-levels",
+    ),
+    pytest.param(
+        {"name": "A", "type": "inbound", "tools": [http_tool(parameters=nested(600))]},
+        "invalid field tools.0.http.parameters: must not nest deeper than 32 levels",
+        id="parameters-600-levels",
+    ),
+    pytest.param(
+        {"name": "A", "type": "inbound", "tools": [http_tool(parameters=PARAMETERS_WITH_NUL)]},
+        "invalid field tools.0.http.parameters: must not contain NUL characters",
+        id="nul-in-parameters",
+    ),
+    pytest.param(
+        {
+            "name": "A",
+            "type": "inbound",
+            "tools": [http_tool(parameters={"type": "object", "a\x00": 1})],
+        },
+        "invalid field tools.0.http.parameters: must not contain NUL characters",
+        id="nul-in-parameter-name",
+    ),
 ]
 
 
@@ -208,6 +243,13 @@ class TestCreateAgentValidation:
                 "invalid field tools.0.http.parameters: must not contain NaN or Infinity",
                 id="nan-in-tool-parameters",
             ),
+            pytest.param(
+                b'{"name": "A", "type": "inbound", "tools": [{"type": "http", "name": "t", '
+                b'"description": "d", "policy": "read", "url": "https://x.example/t", '
+                b'"parameters": {"type": "object", "maximum": Infinity}}]}',
+                "invalid field tools.0.http.parameters: must not contain NaN or Infinity",
+                id="infinity-in-tool-parameters",
+            ),
         ],
     )
     async def test_invalid_raw_body(self, tenant: Tenant, content: bytes, message: str) -> None:
@@ -218,6 +260,15 @@ class TestCreateAgentValidation:
         assert r.status_code == 400
         assert r.json() == error(r, message)
         assert (await snapshot(tenant))["agents"] == {"data": [], "has_more": False}
+
+    async def test_parameters_32_levels_deep_are_accepted(self, tenant: Tenant) -> None:
+        tool = http_tool(parameters=nested(30))
+        r = await tenant.client.post(
+            "/v1/agents", json={"name": "A", "type": "inbound", "tools": [tool]}
+        )
+
+        assert r.status_code == 201
+        assert r.json()["tools"] == [tool]
 
     async def test_body_that_is_not_json(self, tenant: Tenant) -> None:
         r = await tenant.client.post(

@@ -1,4 +1,8 @@
-"""Every SQL statement about agents and their attached numbers, each scoped by org."""
+"""Every SQL statement about agents and their attached numbers, each scoped by org.
+
+Statements on attachments are keyed by an agent or number already found in the caller's org;
+the composite foreign keys on agent_numbers keep every attachment inside one org.
+"""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import math
 import uuid
 from typing import Annotated, Any, Literal
 
@@ -55,24 +55,26 @@ def _bcp47(value: str) -> str:
     return value
 
 
-def _depth(value: Any) -> int:
-    if isinstance(value, dict):
-        return 1 + max((_depth(v) for v in value.values()), default=0)
-    if isinstance(value, list):
-        return 1 + max((_depth(v) for v in value), default=0)
-    return 0
-
-
 def _plain_json(value: dict[str, Any]) -> dict[str, Any]:
-    # Python's json module accepts NaN and Infinity; JSON (and PostgreSQL) do not.
-    try:
-        json.dumps(value, allow_nan=False)
-    except ValueError:
-        raise ValueError("must not contain NaN or Infinity") from None
-    if _depth(value) > MAX_JSON_DEPTH:
-        raise ValueError(f"must not nest deeper than {MAX_JSON_DEPTH} levels")
-    if "\x00" in json.dumps(value):
-        raise ValueError("must not contain NUL characters")
+    """What PostgreSQL can store and any JSON parser can read back.
+
+    Python's json module accepts NaN and Infinity, and PostgreSQL's text cannot hold NUL. The walk
+    is iterative and stops at the depth limit, so hostile nesting cannot exhaust the stack.
+    """
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                raise ValueError(f"must not nest deeper than {MAX_JSON_DEPTH} levels")
+            if isinstance(item, dict):
+                stack.extend((key, depth) for key in item)
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+        elif isinstance(item, float) and not math.isfinite(item):
+            raise ValueError("must not contain NaN or Infinity")
+        elif isinstance(item, str) and "\x00" in item:
+            raise ValueError("must not contain NUL characters")
     return value
 
 
