@@ -171,6 +171,10 @@ class TestMethodNotAllowed:
             ("POST", "/v1/agents/{id}/primary-number", "PUT"),
             ("POST", "/v1/numbers", "GET"),
             ("PATCH", "/v1/numbers/{id}", "GET, DELETE"),
+            # Literal paths are not read as ids: only their own methods are listed.
+            ("POST", "/v1/numbers/available", "GET"),
+            ("OPTIONS", "/v1/numbers/available", "GET"),
+            ("GET", "/v1/numbers/purchase", "POST"),
         ],
     )
     async def test_lists_the_allowed_methods(
@@ -392,6 +396,23 @@ class TestOpenApi:
         schemas = document["components"]["schemas"]
         assert "HTTPValidationError" not in schemas
         assert "ValidationError" not in schemas
+
+    async def test_patch_does_not_offer_null_for_required_fields(
+        self, client: httpx.AsyncClient
+    ) -> None:
+        update = (await self.fetch(client))["components"]["schemas"]["AgentUpdate"]
+        assert update["properties"]["name"]["type"] == "string"
+        assert update["properties"]["voicemail_action"]["enum"] == ["hangup", "leave_message"]
+        assert "anyOf" not in update["properties"]["name"]
+        assert "anyOf" not in update["properties"]["voicemail_action"]
+
+    async def test_cursors_are_documented_as_uuids(self, client: httpx.AsyncClient) -> None:
+        document = await self.fetch(client)
+        for path in ("/v1/agents", "/v1/numbers"):
+            parameters = {p["name"]: p for p in document["paths"][path]["get"]["parameters"]}
+            for cursor in ("starting_after", "ending_before"):
+                branches = parameters[cursor]["schema"]["anyOf"]
+                assert {"type": "string", "format": "uuid"} in branches, (path, cursor)
 
     async def test_declares_bearer_security(self, client: httpx.AsyncClient) -> None:
         document = await self.fetch(client)

@@ -65,10 +65,10 @@ NOT_BLANK = AfterValidator(_not_blank)
 
 class PageQuery(RequestModel):
     limit: int = Field(default=20, ge=1, le=100, description="Page size, 1 to 100.")
-    starting_after: str | None = Field(
+    starting_after: uuid.UUID | None = Field(
         default=None, description="Return items older than the item with this id."
     )
-    ending_before: str | None = Field(
+    ending_before: uuid.UUID | None = Field(
         default=None, description="Return items newer than the item with this id."
     )
 
@@ -94,17 +94,13 @@ async def resolve_cursor(query: PageQuery, noun: str, lookup: CursorLookup) -> C
     if query.starting_after is not None and query.ending_before is not None:
         raise InvalidRequest("starting_after and ending_before cannot be used together")
     newer = query.ending_before is not None
-    name, raw = (
+    name, object_id = (
         ("ending_before", query.ending_before)
         if newer
         else ("starting_after", query.starting_after)
     )
-    if raw is None:
+    if object_id is None:
         return None
-    try:
-        object_id = uuid.UUID(raw)
-    except ValueError:
-        raise InvalidRequest(f"invalid query parameter {name}: no such {noun} {raw}") from None
     cursor = await lookup(object_id, newer)
     if cursor is None:
         raise InvalidRequest(f"invalid query parameter {name}: no such {noun} {object_id}")

@@ -117,6 +117,8 @@ def describe_validation_error(errors: Sequence[Any]) -> str:
         return f"missing required {noun}: {field}"
     if kind == "extra_forbidden":
         return f"unknown {noun}: {field}"
+    if kind in ("uuid_parsing", "uuid_type"):
+        return f"invalid {noun} {field}: must be an id (a UUID)"
     return f"invalid {noun} {field}: {message}"
 
 
@@ -126,13 +128,12 @@ _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 def _allowed_methods(request: Request) -> list[str]:
     """Every method some route serves on this path (Starlette names only the first route's)."""
     routes = request.app.router.routes
-    return [
-        method
-        for method in _METHODS
-        if any(
-            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
-        )
-    ]
+
+    def served(method: str) -> bool:
+        scope = {**request.scope, "method": method}
+        return any(route.matches(scope)[0] is Match.FULL for route in routes)
+
+    return [method for method in _METHODS if served(method)]
 
 
 def install_error_handlers(app: FastAPI) -> None:

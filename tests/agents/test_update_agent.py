@@ -191,8 +191,7 @@ class TestUpdateAgent:
             ),
             pytest.param(
                 {"primary_number_id": "nope"},
-                "invalid field primary_number_id: Input should be a valid UUID, invalid "
-                "character: found `n` at 0",
+                "invalid field primary_number_id: must be an id (a UUID)",
                 id="primary-not-uuid",
             ),
             pytest.param(["name"], "request body must be a JSON object", id="not-an-object"),

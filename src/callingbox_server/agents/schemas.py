@@ -97,7 +97,7 @@ ReturnName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0
 Policy = Literal["read", "confirm_first_write"]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200), SINGLE_LINE, NOT_BLANK]
 LongText = Annotated[str, StringConstraints(max_length=32_000), MULTI_LINE]
-Voice = Annotated[str, StringConstraints(max_length=100), SINGLE_LINE, NOT_BLANK]
+Voice = Annotated[str, StringConstraints(min_length=1, max_length=100), SINGLE_LINE, NOT_BLANK]
 Description = Annotated[str, StringConstraints(min_length=1, max_length=2_000), MULTI_LINE]
 
 
@@ -143,6 +143,13 @@ def _unique_tool_names(tools: list[HttpTool | BuiltinTool] | None) -> Any:
 
 
 Tools = Annotated[list[Tool], Field(max_length=MAX_TOOLS), AfterValidator(_unique_tool_names)]
+
+
+def _without_null(schema: dict[str, Any]) -> None:
+    """Drop the null branch from a field's JSON schema (see AgentUpdate)."""
+    branches = [branch for branch in schema.pop("anyOf", []) if branch.get("type") != "null"]
+    if len(branches) == 1:
+        schema.update(branches[0])
 
 
 def _not_null(value: Any) -> Any:
@@ -212,8 +219,13 @@ READ_ONLY_FIELDS = (
 class AgentUpdate(AgentFields):
     """Only the fields present change; an explicit null clears a nullable field."""
 
-    name: Annotated[Name | None, BeforeValidator(_not_null)] = None
-    voicemail_action: Annotated[VoicemailAction | None, BeforeValidator(_not_null)] = None
+    # Not nullable: None only stands for "absent", so the schema does not offer null.
+    name: Annotated[Name | None, BeforeValidator(_not_null)] = Field(
+        default=None, json_schema_extra=_without_null
+    )
+    voicemail_action: Annotated[VoicemailAction | None, BeforeValidator(_not_null)] = Field(
+        default=None, json_schema_extra=_without_null
+    )
     primary_number_id: uuid.UUID | None = Field(
         default=None, description="An attached number, or null to clear."
     )

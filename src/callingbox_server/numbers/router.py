@@ -6,6 +6,7 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
+from starlette.convertors import StringConvertor, register_url_convertor
 
 from callingbox_server.auth import PrincipalDep, authenticate
 from callingbox_server.common import Page, parse_id
@@ -25,6 +26,15 @@ def _provider(request: Request) -> NumbersProvider:
     provider: NumbersProvider = request.app.state.numbers_provider
     return provider
 
+
+class NumberIdConvertor(StringConvertor):
+    """A path segment that can be a number's id: anything but the literal sub-paths beside it,
+    so that GET /v1/numbers/purchase is a 405 (it is POST only), not "number purchase not found"."""
+
+    regex = r"(?!(?:available|purchase)$)[^/]+"
+
+
+register_url_convertor("number_id", NumberIdConvertor())
 
 NumberId = Annotated[uuid.UUID, Depends(_number_id)]
 ProviderDep = Annotated[NumbersProvider, Depends(_provider)]
@@ -68,7 +78,7 @@ async def purchase_number(
     return await service.purchase_number(session, principal, provider, body)
 
 
-@router.get("/{id}", responses=error_responses(404))
+@router.get("/{id:number_id}", responses=error_responses(404))
 async def get_number(
     session: SessionDep, principal: PrincipalDep, number_id: NumberId
 ) -> schemas.Number:
@@ -76,7 +86,7 @@ async def get_number(
     return await service.get_number(session, principal, number_id)
 
 
-@router.delete("/{id}", responses=error_responses(404))
+@router.delete("/{id:number_id}", responses=error_responses(404))
 async def release_number(
     session: SessionDep, principal: PrincipalDep, provider: ProviderDep, number_id: NumberId
 ) -> schemas.Number:
