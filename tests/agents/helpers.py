@@ -137,6 +137,16 @@ async def get_number(tenant: Tenant, number_id: str) -> dict[str, Any]:
     return number
 
 
+async def post_attach(tenant: Tenant, agent_id: str, body: Any) -> httpx.Response:
+    """POST /v1/agents/{id}/numbers with any body, for tests of what comes back."""
+    return await tenant.client.post(f"/v1/agents/{agent_id}/numbers", json=body)
+
+
+async def delete_attachment(tenant: Tenant, agent_id: str, number_id: str) -> httpx.Response:
+    """DELETE /v1/agents/{id}/numbers/{number_id}, for tests of what comes back."""
+    return await tenant.client.delete(f"/v1/agents/{agent_id}/numbers/{number_id}")
+
+
 async def attach(
     tenant: Tenant, agent_id: str, number_id: str, *, set_as_primary: bool | None = None
 ) -> dict[str, Any]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import pytest
 
 from tests.agents.helpers import (
@@ -15,10 +14,12 @@ from tests.agents.helpers import (
     attach,
     buy_number,
     create_agent,
+    delete_attachment,
     error,
     get_agent,
     get_number,
     number_in_use,
+    post_attach,
     random_id,
     release_number,
     with_agents,
@@ -26,20 +27,12 @@ from tests.agents.helpers import (
 from tests.conftest import Tenant
 
 
-async def _attach(tenant: Tenant, agent_id: str, body: Any) -> httpx.Response:
-    return await tenant.client.post(f"/v1/agents/{agent_id}/numbers", json=body)
-
-
-async def _detach(tenant: Tenant, agent_id: str, number_id: str) -> httpx.Response:
-    return await tenant.client.delete(f"/v1/agents/{agent_id}/numbers/{number_id}")
-
-
 class TestAttachNumber:
     async def test_first_number_becomes_primary(self, tenant: Tenant) -> None:
         number = await buy_number(tenant)
         before = await create_agent(tenant)
 
-        r = await _attach(tenant, before["id"], {"number_id": number["id"]})
+        r = await post_attach(tenant, before["id"], {"number_id": number["id"]})
 
         assert r.status_code == 200
         assert r.json() == agent_body(
@@ -57,7 +50,9 @@ class TestAttachNumber:
         second = await buy_number(tenant, 2)
         agent = await create_agent(tenant, "Dialer", "outbound", number_ids=[first["id"]])
 
-        r = await _attach(tenant, agent["id"], {"number_id": second["id"], "set_as_primary": False})
+        r = await post_attach(
+            tenant, agent["id"], {"number_id": second["id"], "set_as_primary": False}
+        )
 
         assert r.status_code == 200
         assert r.json()["primary_number_id"] == first["id"]
@@ -71,7 +66,9 @@ class TestAttachNumber:
         second = await buy_number(tenant, 2)
         agent = await create_agent(tenant, number_ids=[first["id"]])
 
-        r = await _attach(tenant, agent["id"], {"number_id": second["id"], "set_as_primary": True})
+        r = await post_attach(
+            tenant, agent["id"], {"number_id": second["id"], "set_as_primary": True}
+        )
 
         assert r.status_code == 200
         assert r.json() == {
@@ -93,7 +90,7 @@ class TestAttachNumber:
         )
         assert cleared.status_code == 200
 
-        r = await _attach(tenant, agent["id"], {"number_id": second["id"]})
+        r = await post_attach(tenant, agent["id"], {"number_id": second["id"]})
 
         assert r.status_code == 200
         assert r.json()["primary_number_id"] == second["id"]
@@ -103,7 +100,7 @@ class TestAttachNumber:
         agent = await create_agent(tenant, "Dialer", "outbound")
 
         for number in (numbers[1], numbers[2], numbers[0]):
-            r = await _attach(tenant, agent["id"], {"number_id": number["id"]})
+            r = await post_attach(tenant, agent["id"], {"number_id": number["id"]})
             assert r.status_code == 200
 
         assert [n["id"] for n in r.json()["numbers"]] == [
@@ -118,7 +115,7 @@ class TestAttachNumber:
         second = await buy_number(tenant, 2)
         agent = await create_agent(tenant, number_ids=[first["id"], second["id"]])
 
-        r = await _attach(tenant, agent["id"], {"number_id": second["id"]})
+        r = await post_attach(tenant, agent["id"], {"number_id": second["id"]})
 
         assert r.status_code == 200
         assert r.json() == agent
@@ -129,7 +126,9 @@ class TestAttachNumber:
         second = await buy_number(tenant, 2)
         agent = await create_agent(tenant, number_ids=[first["id"], second["id"]])
 
-        r = await _attach(tenant, agent["id"], {"number_id": second["id"], "set_as_primary": True})
+        r = await post_attach(
+            tenant, agent["id"], {"number_id": second["id"], "set_as_primary": True}
+        )
 
         assert r.status_code == 200
         assert r.json() == {**agent, "primary_number_id": second["id"], "updated_at": TIMESTAMP}
@@ -138,7 +137,9 @@ class TestAttachNumber:
         number = await buy_number(tenant)
         agent = await create_agent(tenant, number_ids=[number["id"]])
 
-        r = await _attach(tenant, agent["id"], {"number_id": number["id"], "set_as_primary": True})
+        r = await post_attach(
+            tenant, agent["id"], {"number_id": number["id"], "set_as_primary": True}
+        )
 
         assert r.status_code == 200
         assert r.json() == agent
@@ -148,7 +149,9 @@ class TestAttachNumber:
         holder = await create_agent(tenant, "Reception", number_ids=[number["id"]])
         second = await create_agent(tenant, "Overflow")
 
-        r = await _attach(tenant, second["id"], {"number_id": number["id"], "set_as_primary": True})
+        r = await post_attach(
+            tenant, second["id"], {"number_id": number["id"], "set_as_primary": True}
+        )
 
         assert r.status_code == 409
         assert r.json() == number_in_use(r, number["id"], holder["id"])
@@ -159,12 +162,12 @@ class TestAttachNumber:
     async def test_conflict_names_the_current_holder(self, tenant: Tenant) -> None:
         number = await buy_number(tenant)
         first = await create_agent(tenant, "First", number_ids=[number["id"]])
-        r = await _detach(tenant, first["id"], number["id"])
+        r = await delete_attachment(tenant, first["id"], number["id"])
         assert r.status_code == 200
         current = await create_agent(tenant, "Current", number_ids=[number["id"]])
         third = await create_agent(tenant, "Third")
 
-        r = await _attach(tenant, third["id"], {"number_id": number["id"]})
+        r = await post_attach(tenant, third["id"], {"number_id": number["id"]})
 
         assert r.status_code == 409
         assert r.json() == number_in_use(r, number["id"], current["id"])
@@ -180,7 +183,7 @@ class TestAttachNumber:
         await attach(tenant, third["id"], number["id"])
         await attach(tenant, inbound["id"], number["id"])
         await attach(tenant, first["id"], number["id"])
-        r = await _attach(tenant, second["id"], {"number_id": number["id"]})
+        r = await post_attach(tenant, second["id"], {"number_id": number["id"]})
 
         expected = with_agents(
             number, inbound=inbound["id"], outbound=[third["id"], first["id"], second["id"]]
@@ -202,7 +205,7 @@ class TestAttachNumber:
         agent = await create_agent(tenant)
         missing = random_id()
 
-        r = await _attach(tenant, agent["id"], {"number_id": missing})
+        r = await post_attach(tenant, agent["id"], {"number_id": missing})
 
         assert r.status_code == 404
         assert r.json() == error(r, f"number {missing} not found", "not_found")
@@ -212,7 +215,7 @@ class TestAttachNumber:
         agent = await create_agent(tenant)
         foreign = await buy_number(other_tenant)
 
-        r = await _attach(tenant, agent["id"], {"number_id": foreign["id"]})
+        r = await post_attach(tenant, agent["id"], {"number_id": foreign["id"]})
 
         assert r.status_code == 404
         assert r.json() == error(r, f"number {foreign['id']} not found", "not_found")
@@ -224,7 +227,7 @@ class TestAttachNumber:
         number = await buy_number(tenant)
         await release_number(tenant, number["id"])
 
-        r = await _attach(tenant, agent["id"], {"number_id": number["id"]})
+        r = await post_attach(tenant, agent["id"], {"number_id": number["id"]})
 
         assert r.status_code == 404
         assert r.json() == error(r, f"number {number['id']} not found", "not_found")
@@ -265,7 +268,7 @@ class TestAttachNumber:
     async def test_bad_body(self, tenant: Tenant, body: Any, message: str) -> None:
         agent = await create_agent(tenant)
 
-        r = await _attach(tenant, agent["id"], body)
+        r = await post_attach(tenant, agent["id"], body)
 
         assert r.status_code == 400
         assert r.json() == error(r, message)
@@ -274,7 +277,7 @@ class TestAttachNumber:
         number = await buy_number(tenant)
         agent = await create_agent(tenant)
 
-        r = await _attach(tenant, agent["id"], {"number_id": number["id"], "primary": True})
+        r = await post_attach(tenant, agent["id"], {"number_id": number["id"], "primary": True})
 
         assert r.status_code == 400
         assert r.json() == error(r, "unknown field: primary")
@@ -286,7 +289,9 @@ class TestAttachNumber:
         second = await buy_number(tenant, 2)
         agent = await create_agent(tenant, number_ids=[first["id"]])
 
-        r = await _attach(tenant, agent["id"], {"number_id": second["id"], "set_as_primary": flag})
+        r = await post_attach(
+            tenant, agent["id"], {"number_id": second["id"], "set_as_primary": flag}
+        )
 
         assert r.status_code == 400
         assert r.json() == error(r, "invalid field set_as_primary: Input should be a valid boolean")
@@ -297,7 +302,7 @@ class TestAttachNumber:
         number = await buy_number(tenant)
         foreign = await create_agent(other_tenant)
 
-        r = await _attach(tenant, foreign["id"], {"number_id": number["id"]})
+        r = await post_attach(tenant, foreign["id"], {"number_id": number["id"]})
 
         assert r.status_code == 404
         assert r.json() == agent_not_found(r, foreign["id"])
@@ -308,7 +313,7 @@ class TestAttachNumber:
     async def test_missing_agent(self, tenant: Tenant, agent_id: str) -> None:
         number = await buy_number(tenant)
 
-        r = await _attach(tenant, agent_id, {"number_id": number["id"]})
+        r = await post_attach(tenant, agent_id, {"number_id": number["id"]})
 
         assert r.status_code == 404
         assert r.json() == agent_not_found(r, agent_id)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import httpx
 import pytest
 
 from tests.agents.helpers import (
@@ -14,21 +11,15 @@ from tests.agents.helpers import (
     attach,
     buy_number,
     create_agent,
+    delete_attachment,
     error,
     get_agent,
     get_number,
+    post_attach,
     random_id,
     with_agents,
 )
 from tests.conftest import Tenant
-
-
-async def _attach(tenant: Tenant, agent_id: str, body: Any) -> httpx.Response:
-    return await tenant.client.post(f"/v1/agents/{agent_id}/numbers", json=body)
-
-
-async def _detach(tenant: Tenant, agent_id: str, number_id: str) -> httpx.Response:
-    return await tenant.client.delete(f"/v1/agents/{agent_id}/numbers/{number_id}")
 
 
 class TestDetachNumber:
@@ -37,7 +28,7 @@ class TestDetachNumber:
         second = await buy_number(tenant, 2)
         agent = await create_agent(tenant, number_ids=[first["id"], second["id"]])
 
-        r = await _detach(tenant, agent["id"], second["id"])
+        r = await delete_attachment(tenant, agent["id"], second["id"])
 
         assert r.status_code == 200
         assert r.json() == {
@@ -55,7 +46,7 @@ class TestDetachNumber:
         for number in (numbers[1], numbers[2], numbers[0]):
             await attach(tenant, agent["id"], number["id"])
 
-        r = await _detach(tenant, agent["id"], numbers[1]["id"])
+        r = await delete_attachment(tenant, agent["id"], numbers[1]["id"])
 
         assert r.status_code == 200
         assert r.json()["primary_number_id"] == numbers[2]["id"]
@@ -73,7 +64,7 @@ class TestDetachNumber:
         )
         await attach(tenant, agent["id"], numbers[1]["id"], set_as_primary=True)
 
-        r = await _detach(tenant, agent["id"], numbers[1]["id"])
+        r = await delete_attachment(tenant, agent["id"], numbers[1]["id"])
 
         assert r.status_code == 200
         assert r.json()["primary_number_id"] == numbers[2]["id"]
@@ -83,7 +74,7 @@ class TestDetachNumber:
         number = await buy_number(tenant)
         agent = await create_agent(tenant, number_ids=[number["id"]])
 
-        r = await _detach(tenant, agent["id"], number["id"])
+        r = await delete_attachment(tenant, agent["id"], number["id"])
 
         assert r.status_code == 200
         assert r.json() == {
@@ -97,10 +88,10 @@ class TestDetachNumber:
     async def test_detached_inbound_line_is_free_for_another_agent(self, tenant: Tenant) -> None:
         number = await buy_number(tenant)
         old = await create_agent(tenant, "Old", number_ids=[number["id"]])
-        await _detach(tenant, old["id"], number["id"])
+        await delete_attachment(tenant, old["id"], number["id"])
         new = await create_agent(tenant, "New")
 
-        r = await _attach(tenant, new["id"], {"number_id": number["id"]})
+        r = await post_attach(tenant, new["id"], {"number_id": number["id"]})
 
         assert r.status_code == 200
         assert r.json()["numbers"] == [with_agents(number, inbound=new["id"])]
@@ -111,7 +102,7 @@ class TestDetachNumber:
         first = await create_agent(tenant, "Dialer 1", "outbound", number_ids=[number["id"]])
         second = await create_agent(tenant, "Dialer 2", "outbound", number_ids=[number["id"]])
 
-        r = await _detach(tenant, first["id"], number["id"])
+        r = await delete_attachment(tenant, first["id"], number["id"])
 
         assert r.status_code == 200
         assert r.json()["numbers"] == []
@@ -126,7 +117,7 @@ class TestDetachNumber:
         agent = await create_agent(tenant, number_ids=[attached["id"]])
         await create_agent(tenant, "Holder", number_ids=[other["id"]])
 
-        r = await _detach(tenant, agent["id"], other["id"])
+        r = await delete_attachment(tenant, agent["id"], other["id"])
 
         assert r.status_code == 404
         assert r.json() == error(
@@ -137,9 +128,9 @@ class TestDetachNumber:
     async def test_detaching_twice(self, tenant: Tenant) -> None:
         number = await buy_number(tenant)
         agent = await create_agent(tenant, number_ids=[number["id"]])
-        first = await _detach(tenant, agent["id"], number["id"])
+        first = await delete_attachment(tenant, agent["id"], number["id"])
 
-        r = await _detach(tenant, agent["id"], number["id"])
+        r = await delete_attachment(tenant, agent["id"], number["id"])
 
         assert r.status_code == 404
         assert r.json() == error(
@@ -151,7 +142,7 @@ class TestDetachNumber:
         agent = await create_agent(tenant)
         missing = random_id()
 
-        r = await _detach(tenant, agent["id"], missing)
+        r = await delete_attachment(tenant, agent["id"], missing)
 
         assert r.status_code == 404
         assert r.json() == error(
@@ -161,7 +152,7 @@ class TestDetachNumber:
     async def test_number_id_that_is_not_a_uuid(self, tenant: Tenant) -> None:
         agent = await create_agent(tenant)
 
-        r = await _detach(tenant, agent["id"], "abc")
+        r = await delete_attachment(tenant, agent["id"], "abc")
 
         assert r.status_code == 404
         assert r.json() == error(r, "number abc not found", "not_found")
@@ -170,7 +161,7 @@ class TestDetachNumber:
         number = await buy_number(other_tenant)
         foreign = await create_agent(other_tenant, number_ids=[number["id"]])
 
-        r = await _detach(tenant, foreign["id"], number["id"])
+        r = await delete_attachment(tenant, foreign["id"], number["id"])
 
         assert r.status_code == 404
         assert r.json() == agent_not_found(r, foreign["id"])
@@ -180,7 +171,7 @@ class TestDetachNumber:
     async def test_missing_agent(self, tenant: Tenant, agent_id: str) -> None:
         number = await buy_number(tenant)
 
-        r = await _detach(tenant, agent_id, number["id"])
+        r = await delete_attachment(tenant, agent_id, number["id"])
 
         assert r.status_code == 404
         assert r.json() == agent_not_found(r, agent_id)
