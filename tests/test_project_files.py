@@ -57,7 +57,7 @@ def service(name: str) -> dict[str, Any]:
 def make(*args: str) -> subprocess.CompletedProcess[str]:
     """Run make in the checkout with this interpreter's venv, never (re)installing it."""
     if shutil.which("make") is None:
-        pytest.skip("make is not installed")
+        pytest.fail("make is not installed, but the README's two commands are make targets")
     stamp = VENV / ".installed"
     return subprocess.run(
         ["make", "--no-print-directory", f"VENV={VENV}", "-o", str(stamp), *args],
@@ -357,10 +357,24 @@ def readme_blocks(marker: str, language: str) -> list[str]:
     return re.findall(rf"^```{language}\n(.*?)^```$", readme[start:end], re.S | re.M)
 
 
-def curl_fail_option() -> str:
+def curl_on_path(env: dict[str, str], bin_dir: Path) -> dict[str, str]:
+    """The environment, with tests/curl_standin.py as ``curl`` where no real curl exists."""
+    if shutil.which("curl", path=env.get("PATH")) is not None:
+        return env
+    bin_dir.mkdir()
+    standin = bin_dir / "curl"
+    standin.write_text(
+        f"#!/bin/sh\nexec {shlex.quote(sys.executable)} "
+        f'{shlex.quote(str(ROOT / "tests" / "curl_standin.py"))} "$@"\n'
+    )
+    standin.chmod(0o755)
+    return {**env, "PATH": f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"}
+
+
+def curl_fail_option(env: dict[str, str]) -> str:
     """--fail-with-body (curl 7.76+) shows why a request failed; older curls have --fail."""
     probe = subprocess.run(
-        ["curl", "--fail-with-body", "--version"], capture_output=True, check=False
+        ["curl", "--fail-with-body", "--version"], capture_output=True, check=False, env=env
     )
     return "--fail-with-body" if probe.returncode == 0 else "--fail"
 
@@ -369,8 +383,7 @@ class TestReadmeExamples:
     def test_curl_walkthrough_runs_verbatim(
         self, readme_server: Server, readme_env: dict[str, str], tmp_path: Path
     ) -> None:
-        if shutil.which("curl") is None:
-            pytest.skip("curl is not installed")
+        env = curl_on_path(readme_env, tmp_path / "bin")
         walkthrough = "\n".join(readme_blocks("<!-- walkthrough", "sh"))
         assert walkthrough.count(f"BASE={README_BASE_URL}\n") == 1
         assert README_CLI in walkthrough
@@ -379,7 +392,7 @@ class TestReadmeExamples:
             [
                 "set -euo pipefail",
                 # Any 4xx or 5xx fails the run; the README shows none.
-                f'curl() {{ command curl {curl_fail_option()} --max-time 10 "$@"; }}',
+                f'curl() {{ command curl {curl_fail_option(env)} --max-time 10 "$@"; }}',
                 walkthrough.replace(README_BASE_URL, readme_server.base_url).replace(
                     README_CLI, cli
                 ),
@@ -389,7 +402,7 @@ class TestReadmeExamples:
 
         result = subprocess.run(
             ["bash", "-c", script],
-            env=readme_env,
+            env=env,
             cwd=tmp_path,
             stdin=subprocess.DEVNULL,
             capture_output=True,
