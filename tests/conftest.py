@@ -21,7 +21,7 @@ import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import make_url
+from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -99,6 +99,9 @@ async def connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     async with engine.connect() as connection:
         transaction = await connection.begin()
         yield connection
+        # The app's commits only release savepoints: check the deferred constraints (the primary
+        # number is attached) as a real commit would, before the rollback discards everything.
+        await connection.execute(text("SET CONSTRAINTS ALL IMMEDIATE"))
         await transaction.rollback()
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callingbox_server import keys
-from callingbox_server.auth import KeyMode
+from callingbox_server.keys import KeyMode
 from tests.conftest import HASH_SECRET, Tenant
 
 REQUEST_ID = "auth-test-request"

@@ -304,25 +304,31 @@ class TestResponseShape:
         number = await tenant.client.post(
             "/v1/numbers/purchase", json={"phone_number": "+19075550100"}
         )
-        responses = [
-            number,
-            await client.get("/healthz"),
-            await client.get("/readyz"),
-            await client.get("/openapi.json"),
-            await client.get("/v1/numbers"),
-            await tenant.client.get("/v1/numbers"),
-            await tenant.client.get("/v1/numbers/available"),
-            await tenant.client.get(f"/v1/numbers/{number.json()['id']}"),
-            await tenant.client.delete(f"/v1/numbers/{number.json()['id']}"),
-            await tenant.client.get("/v1/agents"),
-            await tenant.client.post("/v1/agents", json={"name": "a", "type": "inbound"}),
-            await tenant.client.post("/v1/agents", json={"name": "a"}),
-            await tenant.client.get("/v1/agents/nope"),
-            await tenant.client.get("/nowhere"),
-            await tenant.client.put("/v1/agents"),
-            await tenant.client.post("/v1/agents", content=b"x", headers={"Content-Type": "x/y"}),
+        expected = [
+            (number, 201),
+            (await client.get("/healthz"), 200),
+            (await client.get("/readyz"), 200),
+            (await client.get("/openapi.json"), 200),
+            (await client.get("/v1/numbers"), 401),
+            (await tenant.client.get("/v1/numbers"), 200),
+            (await tenant.client.get("/v1/numbers/available"), 200),
+            (await tenant.client.get(f"/v1/numbers/{number.json()['id']}"), 200),
+            (await tenant.client.delete(f"/v1/numbers/{number.json()['id']}"), 200),
+            (await tenant.client.get("/v1/agents"), 200),
+            (await tenant.client.post("/v1/agents", json={"name": "a", "type": "inbound"}), 201),
+            (await tenant.client.post("/v1/agents", json={"name": "a"}), 400),
+            (await tenant.client.get("/v1/agents/nope"), 404),
+            (await tenant.client.get("/nowhere"), 404),
+            (await tenant.client.put("/v1/agents"), 405),
+            (
+                await tenant.client.post(
+                    "/v1/agents", content=b"x", headers={"Content-Type": "x/y"}
+                ),
+                415,
+            ),
         ]
-        for r in responses:
+        for r, status in expected:
+            assert r.status_code == status, (r.request.url, r.text)
             assert r.headers["content-type"] == JSON_CONTENT_TYPE, (r.request.url, r.status_code)
             r.json()
 
@@ -330,35 +336,41 @@ class TestResponseShape:
         self, tenant: Tenant, client: httpx.AsyncClient
     ) -> None:
         agent_id = str(uuid.uuid4())
-        responses = [
-            await client.get("/v1/agents"),
-            await client.get("/nowhere"),
-            await tenant.client.get("/nowhere"),
-            await tenant.client.put("/v1/agents"),
-            await tenant.client.get("/v1/agents", params={"limit": "x"}),
-            await tenant.client.get("/v1/agents", params={"type": "sideways"}),
-            await tenant.client.get("/v1/agents", params={"include_archived": "maybe"}),
-            await tenant.client.get("/v1/agents/not-a-uuid"),
-            await tenant.client.post("/v1/agents", json={}),
-            await tenant.client.post("/v1/agents", json={"name": 1, "type": "inbound"}),
-            await tenant.client.post("/v1/agents", json=[]),
-            await tenant.client.post("/v1/agents"),
-            await tenant.client.patch(f"/v1/agents/{agent_id}", json={"type": "outbound"}),
-            await tenant.client.post(f"/v1/agents/{agent_id}/numbers", json={"number_id": "x"}),
-            await tenant.client.put(f"/v1/agents/{agent_id}/primary-number", json={}),
-            await tenant.client.get("/v1/numbers", params={"status": "gone"}),
-            await tenant.client.get("/v1/numbers/available", params={"area_code": "1"}),
-            await tenant.client.post("/v1/numbers/purchase", json={"phone_number": None}),
-            await tenant.client.post("/v1/numbers/purchase", content=b"\xff\xfe"),
-            await tenant.client.post(
-                "/v1/numbers/purchase",
-                content=b"\xff\xfe",
-                headers={"Content-Type": "application/json"},
+        expected = [
+            (await client.get("/v1/agents"), 401),
+            (await client.get("/nowhere"), 404),
+            (await tenant.client.get("/nowhere"), 404),
+            (await tenant.client.put("/v1/agents"), 405),
+            (await tenant.client.get("/v1/agents", params={"limit": "x"}), 400),
+            (await tenant.client.get("/v1/agents", params={"type": "sideways"}), 400),
+            (await tenant.client.get("/v1/agents", params={"include_archived": "maybe"}), 400),
+            (await tenant.client.get("/v1/agents/not-a-uuid"), 404),
+            (await tenant.client.post("/v1/agents", json={}), 400),
+            (await tenant.client.post("/v1/agents", json={"name": 1, "type": "inbound"}), 400),
+            (await tenant.client.post("/v1/agents", json=[]), 400),
+            (await tenant.client.post("/v1/agents"), 400),
+            (await tenant.client.patch(f"/v1/agents/{agent_id}", json={"type": "outbound"}), 400),
+            (
+                await tenant.client.post(f"/v1/agents/{agent_id}/numbers", json={"number_id": "x"}),
+                400,
             ),
-            await tenant.client.delete("/v1/numbers/%20"),
+            (await tenant.client.put(f"/v1/agents/{agent_id}/primary-number", json={}), 400),
+            (await tenant.client.get("/v1/numbers", params={"status": "gone"}), 400),
+            (await tenant.client.get("/v1/numbers/available", params={"area_code": "1"}), 400),
+            (await tenant.client.post("/v1/numbers/purchase", json={"phone_number": None}), 400),
+            (await tenant.client.post("/v1/numbers/purchase", content=b"\xff\xfe"), 415),
+            (
+                await tenant.client.post(
+                    "/v1/numbers/purchase",
+                    content=b"\xff\xfe",
+                    headers={"Content-Type": "application/json"},
+                ),
+                400,
+            ),
+            (await tenant.client.delete("/v1/numbers/%20"), 404),
         ]
-        for r in responses:
-            assert r.status_code >= 400, (r.request.url, r.text)
+        for r, status in expected:
+            assert r.status_code == status, (r.request.url, r.text)
             body = r.json()
             assert "detail" not in body, (r.request.url, body)
             assert body == {

@@ -85,6 +85,20 @@ def upgrade() -> None:
         sa.UniqueConstraint("id", "type", name=op.f("uq_agents_id_type")),
     )
     op.create_index("ix_agents_org_page", "agents", ["org_id", "created_at", "id"], unique=False)
+    op.create_index(
+        "ix_agents_org_live_page",
+        "agents",
+        ["org_id", "created_at", "id"],
+        unique=False,
+        postgresql_where=sa.text("archived_at IS NULL"),
+    )
+    op.create_index(
+        "ix_agents_org_type_live_page",
+        "agents",
+        ["org_id", "type", "created_at", "id"],
+        unique=False,
+        postgresql_where=sa.text("archived_at IS NULL"),
+    )
     op.create_table(
         "api_keys",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -226,6 +240,8 @@ def downgrade() -> None:
     op.drop_table("numbers")
     op.drop_index(op.f("ix_api_keys_org_id"), table_name="api_keys")
     op.drop_table("api_keys")
+    op.drop_index("ix_agents_org_type_live_page", table_name="agents")
+    op.drop_index("ix_agents_org_live_page", table_name="agents")
     op.drop_index("ix_agents_org_page", table_name="agents")
     op.drop_table("agents")
     op.drop_table("orgs")

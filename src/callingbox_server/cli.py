@@ -20,6 +20,7 @@ from callingbox_server.runtime import ConfigError, Runtime, resolve_runtime
 
 T = TypeVar("T")
 DEFAULT_ORG = "default"
+MAX_WORKERS = 64  # as CALLINGBOX_WORKERS allows
 
 
 def _run_in_session(runtime: Runtime, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
@@ -154,6 +155,13 @@ def _positive(value: str) -> int:
     return number
 
 
+def _workers(value: str) -> int:
+    number = int(value)
+    if not 1 <= number <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"must be 1 to {MAX_WORKERS}")
+    return number
+
+
 def build_parser(settings: Settings) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="callingbox-server", description="Serve the CallingBox v1 API and manage its keys."
@@ -163,7 +171,7 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="apply migrations, then serve the API")
     serve.add_argument("--host", default=settings.host)
     serve.add_argument("--port", type=int, default=settings.port)
-    serve.add_argument("--workers", type=_positive, default=settings.workers)
+    serve.add_argument("--workers", type=_workers, default=settings.workers)
     serve.set_defaults(handler=cmd_serve)
 
     migrate_cmd = commands.add_parser("migrate", help="upgrade the database to the latest schema")

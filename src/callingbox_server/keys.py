@@ -1,17 +1,46 @@
-"""Organizations and their API keys, as the ``keys`` commands manage them."""
+"""API keys and their organizations: generation, hashing, and every SQL statement about them."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callingbox_server import models
-from callingbox_server.auth import KeyMode, generate_key, hash_key
+
+KeyMode = Literal["live", "test"]
+
+
+def generate_key(mode: KeyMode) -> str:
+    return f"sk_{mode}_{secrets.token_urlsafe(32)}"
+
+
+def hash_key(secret: bytes, key: str) -> bytes:
+    return hmac.new(secret, key.encode(), hashlib.sha256).digest()
+
+
+async def find_usable(
+    session: AsyncSession, key_hash: bytes
+) -> tuple[uuid.UUID, uuid.UUID, str] | None:
+    """(key id, org id, mode) of the key with this hash, unless it is revoked or expired.
+
+    Looked up through the unique index on the hash: no comparison ever runs on the secret.
+    """
+    statement = select(models.ApiKey.id, models.ApiKey.org_id, models.ApiKey.mode).where(
+        models.ApiKey.key_hash == key_hash,
+        models.ApiKey.revoked_at.is_(None),
+        or_(models.ApiKey.expires_at.is_(None), models.ApiKey.expires_at > func.now()),
+    )
+    row = (await session.execute(statement)).first()
+    return None if row is None else (row.id, row.org_id, row.mode)
 
 
 @dataclass(frozen=True)

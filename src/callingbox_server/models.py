@@ -126,7 +126,24 @@ class Agent(Base):
             initially="DEFERRED",
             use_alter=True,
         ),
+        # Keyset pages: one index per list shape, so that neither archived agents nor agents of
+        # the other type make a page slower (include_archived=true with a type filter excepted).
         Index("ix_agents_org_page", "org_id", "created_at", "id"),
+        Index(
+            "ix_agents_org_live_page",
+            "org_id",
+            "created_at",
+            "id",
+            postgresql_where=text("archived_at IS NULL"),
+        ),
+        Index(
+            "ix_agents_org_type_live_page",
+            "org_id",
+            "type",
+            "created_at",
+            "id",
+            postgresql_where=text("archived_at IS NULL"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)

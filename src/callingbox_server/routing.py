@@ -1,4 +1,4 @@
-"""What every /v1 router shares: auth, JSON bodies, path ids and documented error responses."""
+"""What the /v1 routers share: the JSON body check and the documented error responses."""
 
 from __future__ import annotations
 

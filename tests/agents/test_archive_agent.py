@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from tests.agents.helpers import (
@@ -37,6 +39,7 @@ class TestArchiveAgent:
             "numbers": [],
         }
         assert r.json()["archived_at"] >= before["updated_at"]
+        assert r.json()["updated_at"] > before["updated_at"]
         assert await get_agent(tenant, before["id"]) == r.json()
         assert await get_number(tenant, first["id"]) == with_agents(first)
         assert await get_number(tenant, second["id"]) == with_agents(second)
@@ -125,6 +128,21 @@ class TestArchiveAgent:
         assert r.json() == agent_archived(r, agent["id"])
         assert await get_agent(tenant, agent["id"]) == archived
         assert await get_number(tenant, number["id"]) == with_agents(number)
+
+    async def test_attach_of_an_unknown_number_afterwards_conflicts_too(
+        self, tenant: Tenant
+    ) -> None:
+        """Same order of checks as every other change: the agent (archived) before the number."""
+        agent = await create_agent(tenant)
+        archived = await archive(tenant, agent["id"])
+
+        r = await tenant.client.post(
+            f"/v1/agents/{agent['id']}/numbers", json={"number_id": str(uuid.uuid4())}
+        )
+
+        assert r.status_code == 409
+        assert r.json() == agent_archived(r, agent["id"])
+        assert await get_agent(tenant, agent["id"]) == archived
 
     async def test_detach_afterwards_conflicts(self, tenant: Tenant) -> None:
         number = await buy_number(tenant)

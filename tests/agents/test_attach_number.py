@@ -42,6 +42,7 @@ class TestAttachNumber:
             primary_number_id=number["id"],
             numbers=[with_agents(number, inbound=before["id"])],
         )
+        assert r.json()["updated_at"] > before["updated_at"]
         assert await get_agent(tenant, before["id"]) == r.json()
         assert await get_number(tenant, number["id"]) == with_agents(number, inbound=before["id"])
 
@@ -55,6 +56,7 @@ class TestAttachNumber:
         )
 
         assert r.status_code == 200
+        assert r.json()["updated_at"] > agent["updated_at"]
         assert r.json()["primary_number_id"] == first["id"]
         assert r.json()["numbers"] == [
             with_agents(first, outbound=[agent["id"]]),

@@ -10,6 +10,9 @@ from tests.agents.helpers import BUILTIN_TOOL, HTTP_TOOL, error, http_tool, snap
 from tests.conftest import Tenant
 
 LONG = 32_001
+BAD_URL = (
+    "invalid field webhook_url: must be an absolute http(s) URL such as https://example.com/hook"
+)
 
 
 def nested(levels: int) -> dict[str, Any]:
@@ -166,13 +169,29 @@ INVALID_BODIES = [
     ),
     pytest.param(
         {"name": "A", "type": "inbound", "webhook_url": "/hooks/callingbox"},
-        "invalid field webhook_url: Input should be a valid URL, relative URL without a base",
+        BAD_URL,
         id="webhook-url-relative",
     ),
     pytest.param(
         {"name": "A", "type": "inbound", "webhook_url": "ftp://files.example.com/hook"},
-        "invalid field webhook_url: URL scheme should be 'http' or 'https'",
+        BAD_URL,
         id="webhook-url-ftp",
+    ),
+    *(
+        pytest.param({"name": "A", "type": "inbound", "webhook_url": url}, BAD_URL, id=name)
+        for name, url in [
+            ("webhook-url-no-slashes", "http:example.com"),
+            ("webhook-url-backslashes", "http:\\\\example.com"),
+            ("webhook-url-leading-space", " https://example.com/hook"),
+            ("webhook-url-inner-space", "https://example.com/a hook"),
+            ("webhook-url-no-host", "https://"),
+        ]
+    ),
+    pytest.param(
+        {"name": "A", "type": "inbound", "tools": [http_tool(url="https:example.com/t")]},
+        "invalid field tools.0.http.url: must be an absolute http(s) URL such as "
+        "https://example.com/hook",
+        id="tool-url-no-slashes",
     ),
     pytest.param(
         {"name": "A", "type": "inbound", "persona": "p" * LONG},
@@ -245,6 +264,20 @@ class TestCreateAgentValidation:
             pytest.param(
                 b'{"name": "A", "type": "inbound", "tools": [{"type": "http", "name": "t", '
                 b'"description": "d", "policy": "read", "url": "https://x.example/t", '
+                b'"parameters": {"type": "object", "\\ud800": "\\udc00x"}}]}',
+                "invalid field tools.0.http.parameters: must not contain unpaired surrogates",
+                id="lone-surrogates-in-tool-parameters",
+            ),
+            pytest.param(
+                b'{"name": "A", "type": "inbound", "tools": [{"type": "builtin", "name": "t", '
+                b'"description": "d", "policy": "read", "builtin": "end_call", '
+                b'"parameters": {"type": "object"}, "config": {"say": "\\udfff"}}]}',
+                "invalid field tools.0.builtin.config: must not contain unpaired surrogates",
+                id="lone-surrogate-in-builtin-config",
+            ),
+            pytest.param(
+                b'{"name": "A", "type": "inbound", "tools": [{"type": "http", "name": "t", '
+                b'"description": "d", "policy": "read", "url": "https://x.example/t", '
                 b'"parameters": {"type": "object", "maximum": Infinity}}]}',
                 "invalid field tools.0.http.parameters: must not contain NaN or Infinity",
                 id="infinity-in-tool-parameters",
@@ -259,6 +292,23 @@ class TestCreateAgentValidation:
         assert r.status_code == 400
         assert r.json() == error(r, message)
         assert (await snapshot(tenant))["agents"] == {"data": [], "has_more": False}
+
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "https://example.com",
+            "http://example.com:8080/hooks/callingbox?token=abc#x",
+            "HTTPS://Example.COM/Hook",
+            "https://user:secret@example.com/hook",
+        ],
+    )
+    async def test_absolute_urls_are_stored_as_sent(self, tenant: Tenant, url: str) -> None:
+        r = await tenant.client.post(
+            "/v1/agents", json={"name": "A", "type": "inbound", "webhook_url": url}
+        )
+
+        assert r.status_code == 201
+        assert r.json()["webhook_url"] == url
 
     async def test_parameters_32_levels_deep_are_accepted(self, tenant: Tenant) -> None:
         tool = http_tool(parameters=nested(30))

@@ -36,6 +36,7 @@ class TestDetachNumber:
             "updated_at": TIMESTAMP,
             "numbers": [with_agents(first, inbound=agent["id"])],
         }
+        assert r.json()["updated_at"] > agent["updated_at"]
         assert await get_number(tenant, second["id"]) == with_agents(second)
         assert await get_agent(tenant, agent["id"]) == r.json()
 

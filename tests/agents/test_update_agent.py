@@ -175,7 +175,8 @@ class TestUpdateAgent:
             ),
             pytest.param(
                 {"webhook_url": "ftp://files.example.com/hook"},
-                "invalid field webhook_url: URL scheme should be 'http' or 'https'",
+                "invalid field webhook_url: must be an absolute http(s) URL such as "
+                "https://example.com/hook",
                 id="bad-webhook-url",
             ),
             pytest.param(

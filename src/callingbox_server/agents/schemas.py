@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import uuid
 from typing import Annotated, Any, Literal
 
@@ -12,7 +13,6 @@ from pydantic import (
     AnyHttpUrl,
     BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     StrictBool,
     StrictInt,
@@ -41,11 +41,15 @@ MAX_JSON_DEPTH = 32
 _http_url = TypeAdapter(AnyHttpUrl)
 
 
+_URL_SHAPE = re.compile(r"https?://[^\s/?#]+(?:[/?#]\S*)?", re.IGNORECASE)
+
+
 def _absolute_http_url(value: str) -> str:
-    # Validate with pydantic but keep the caller's spelling (it would add a trailing slash).
-    url = _http_url.validate_python(value)
-    if not url.host:
-        raise ValueError("must be an absolute http(s) URL")
+    # pydantic's parser is lenient ("http:x.com" passes) and rewrites what it parses, so the shape
+    # is checked on the caller's own text, which is what gets stored.
+    url = _http_url.validate_python(value) if _URL_SHAPE.fullmatch(value) else None
+    if url is None or not url.host:
+        raise ValueError("must be an absolute http(s) URL such as https://example.com/hook")
     return value
 
 
@@ -55,11 +59,20 @@ def _bcp47(value: str) -> str:
     return value
 
 
+def _has_surrogates(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def _plain_json(value: dict[str, Any]) -> dict[str, Any]:
     """What PostgreSQL can store and any JSON parser can read back.
 
-    Python's json module accepts NaN and Infinity, and PostgreSQL's text cannot hold NUL. The walk
-    is iterative and stops at the depth limit, so hostile nesting cannot exhaust the stack.
+    Python's json module accepts NaN, Infinity and lone surrogates (\\ud800), none of which JSON
+    allows, and PostgreSQL's text cannot hold NUL. The walk is iterative and stops at the depth
+    limit, so hostile nesting cannot exhaust the stack.
     """
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
@@ -73,8 +86,11 @@ def _plain_json(value: dict[str, Any]) -> dict[str, Any]:
             stack.extend((child, depth + 1) for child in children)
         elif isinstance(item, float) and not math.isfinite(item):
             raise ValueError("must not contain NaN or Infinity")
-        elif isinstance(item, str) and "\x00" in item:
-            raise ValueError("must not contain NUL characters")
+        elif isinstance(item, str):
+            if "\x00" in item:
+                raise ValueError("must not contain NUL characters")
+            if not item.isascii() and _has_surrogates(item):
+                raise ValueError("must not contain unpaired surrogates")
     return value
 
 
@@ -255,8 +271,6 @@ class AgentListQuery(PageQuery):
 
 
 class Agent(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
     id: uuid.UUID
     org_id: uuid.UUID
     user_id: str = Field(description="Id of the API key that created the agent.")

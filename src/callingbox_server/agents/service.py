@@ -54,6 +54,10 @@ def _not_found(agent_id: uuid.UUID) -> NotFound:
     return NotFound(f"agent {agent_id} not found")
 
 
+def _archived(agent_id: uuid.UUID) -> AgentArchived:
+    return AgentArchived(f"agent {agent_id} is archived")
+
+
 async def _get_mutable(
     session: AsyncSession, principal: Principal, agent_id: uuid.UUID
 ) -> models.Agent:
@@ -61,7 +65,7 @@ async def _get_mutable(
     if agent is None:
         raise _not_found(agent_id)
     if agent.archived_at is not None:
-        raise AgentArchived(f"agent {agent_id} is archived")
+        raise _archived(agent_id)
     return agent
 
 
@@ -172,8 +176,12 @@ async def archive_agent(
 async def attach_number(
     session: AsyncSession, principal: Principal, agent_id: uuid.UUID, body: schemas.AttachNumber
 ) -> schemas.Agent:
-    if await repository.get(session, principal.org_id, agent_id) is None:
+    # Checked in the same order as every other change: agent, archived, then the number.
+    found = await repository.get(session, principal.org_id, agent_id)
+    if found is None:
         raise _not_found(agent_id)
+    if found.archived_at is not None:
+        raise _archived(agent_id)
     # Numbers are locked before agents, everywhere (see numbers.repository.lock_active).
     if not await numbers_repository.lock_active(
         session, principal.org_id, [body.number_id], exclusive=False

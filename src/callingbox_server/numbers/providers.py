@@ -37,8 +37,12 @@ class NumbersProvider(Protocol):
         """Numbers on offer, best first; the caller filters out those already owned."""
         ...
 
-    async def purchase(self, phone_number: str) -> OfferedNumber | None:
-        """Buy the number; None when the provider does not offer it."""
+    async def quote(self, phone_number: str) -> OfferedNumber | None:
+        """The offer for one number, without buying it; None when it is not on offer."""
+        ...
+
+    async def purchase(self, offer: OfferedNumber) -> None:
+        """Buy the number, once our database has recorded this org as its owner."""
         ...
 
     async def release(self, phone_number: str) -> None:
@@ -79,11 +83,14 @@ class SandboxProvider:
             return []
         return [self._offer(npa, line) for npa in self._area_codes(criteria) for line in range(100)]
 
-    async def purchase(self, phone_number: str) -> OfferedNumber | None:
+    async def quote(self, phone_number: str) -> OfferedNumber | None:
         match = _SANDBOX_NUMBER.fullmatch(phone_number)
         if match is None or not is_area_code(match["npa"]):
             return None
         return self._offer(match["npa"], int(match["line"]))
+
+    async def purchase(self, offer: OfferedNumber) -> None:
+        return None
 
     async def release(self, phone_number: str) -> None:
         return None

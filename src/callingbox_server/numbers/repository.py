@@ -138,8 +138,10 @@ async def attached_agent_ids(session: AsyncSession, number_id: uuid.UUID) -> lis
     return list((await session.scalars(statement)).all())
 
 
-async def detach_everywhere(session: AsyncSession, number_id: uuid.UUID) -> None:
-    await session.execute(delete(L).where(L.number_id == number_id))
+async def detach_everywhere(session: AsyncSession, number_id: uuid.UUID) -> list[uuid.UUID]:
+    """Detach the number from every agent; returns those agents' ids, in id order."""
+    result = await session.execute(delete(L).where(L.number_id == number_id).returning(L.agent_id))
+    return sorted(result.scalars().all())
 
 
 async def mark_released(session: AsyncSession, org_id: uuid.UUID, number_id: uuid.UUID) -> None:

@@ -67,13 +67,15 @@ async def purchase_number(
     unavailable = NumberUnavailable(f"phone number {body.phone_number} is not available")
     if await repository.active_among(session, [body.phone_number]):
         raise unavailable
-    offer = await provider.purchase(body.phone_number)
+    offer = await provider.quote(body.phone_number)
     if offer is None:
         raise InvalidRequest(f"phone number {body.phone_number} is not offered by the provider")
+    # Claim the number in our database first: only the winner of a race talks to the provider,
+    # and a provider failure rolls the claim back.
     number_id = await repository.insert_purchased(session, principal.org_id, offer)
-    if number_id is None:  # a concurrent purchase won; hand ours back
-        await provider.release(offer.phone_number)
+    if number_id is None:
         raise unavailable
+    await provider.purchase(offer)
     return await get_number(session, principal, number_id)
 
 
@@ -82,10 +84,12 @@ async def release_number(
 ) -> schemas.Number:
     if not await repository.lock_active(session, principal.org_id, [number_id], exclusive=True):
         return await get_number(session, principal, number_id)  # released already, or 404
-    agent_ids = await repository.attached_agent_ids(session, number_id)
-    await agents_repository.lock_agents(session, agent_ids)
-    await repository.detach_everywhere(session, number_id)
-    for agent_id in agent_ids:
+    # No attachment can be added while we hold the number (attach takes a shared lock on it),
+    # but one can go: only agents that still had the number when it was detached are touched.
+    await agents_repository.lock_agents(
+        session, await repository.attached_agent_ids(session, number_id)
+    )
+    for agent_id in await repository.detach_everywhere(session, number_id):
         agent = await agents_repository.get(session, principal.org_id, agent_id)
         if agent is not None:
             await agents_service.after_numbers_detached(session, agent, number_id)
