@@ -137,6 +137,20 @@ class TestPageSize:
         assert r.json() == bad_request(r, f"invalid query parameter limit: {message}")
 
 
+class TestRepeatedParameters:
+    @pytest.mark.parametrize("name", ["limit", "starting_after"])
+    async def test_a_parameter_given_twice_is_refused(
+        self, tenant: Tenant, collection: Collection, name: str
+    ) -> None:
+        items = await collection.create(tenant.client, 2)
+        values = {"limit": ["1", "2"], "starting_after": [items[0]["id"], items[1]["id"]]}[name]
+
+        r = await tenant.client.get(collection.path, params=[(name, v) for v in values])
+
+        assert r.status_code == 400
+        assert r.json() == bad_request(r, f"query parameter {name} is given more than once")
+
+
 class TestWalkForward:
     async def test_visits_every_item_once_newest_first(
         self, tenant: Tenant, collection: Collection

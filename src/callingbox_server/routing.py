@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import Request
 
-from callingbox_server.errors import ErrorBody, UnsupportedMediaType
+from callingbox_server.errors import ErrorBody, InvalidRequest, UnsupportedMediaType
 
 _DESCRIPTIONS = {
     400: "Invalid request: malformed JSON, a wrong or missing field, or a bad query parameter.",
@@ -33,6 +33,14 @@ def _is_json(content_type: str) -> bool:
     return media == "application/json" or (
         media.startswith("application/") and media.endswith("+json")
     )
+
+
+def reject_repeated_query_parameters(request: Request) -> None:
+    """``?limit=1&limit=2`` is ambiguous: say so rather than silently pick one."""
+    names = [name for name, _ in request.query_params.multi_items()]
+    repeated = next((name for name in names if names.count(name) > 1), None)
+    if repeated is not None:
+        raise InvalidRequest(f"query parameter {repeated} is given more than once")
 
 
 async def require_json(request: Request) -> None:

@@ -11,7 +11,12 @@ from callingbox_server.agents import schemas, service
 from callingbox_server.auth import PrincipalDep, authenticate
 from callingbox_server.common import Page, parse_id
 from callingbox_server.db import SessionDep
-from callingbox_server.routing import BODY_ERRORS, error_responses, require_json
+from callingbox_server.routing import (
+    BODY_ERRORS,
+    error_responses,
+    reject_repeated_query_parameters,
+    require_json,
+)
 
 
 def _agent_id(
@@ -29,7 +34,11 @@ def _number_id(
 AgentId = Annotated[uuid.UUID, Depends(_agent_id)]
 NumberId = Annotated[uuid.UUID, Depends(_number_id)]
 
-router = APIRouter(prefix="/v1/agents", tags=["agents"], dependencies=[Depends(authenticate)])
+router = APIRouter(
+    prefix="/v1/agents",
+    tags=["agents"],
+    dependencies=[Depends(authenticate), Depends(reject_repeated_query_parameters)],
+)
 _json = [Depends(require_json)]
 
 

@@ -13,7 +13,12 @@ from callingbox_server.common import Page, parse_id
 from callingbox_server.db import SessionDep
 from callingbox_server.numbers import schemas, service
 from callingbox_server.numbers.providers import NumbersProvider
-from callingbox_server.routing import BODY_ERRORS, error_responses, require_json
+from callingbox_server.routing import (
+    BODY_ERRORS,
+    error_responses,
+    reject_repeated_query_parameters,
+    require_json,
+)
 
 
 def _number_id(
@@ -39,7 +44,11 @@ register_url_convertor("number_id", NumberIdConvertor())
 NumberId = Annotated[uuid.UUID, Depends(_number_id)]
 ProviderDep = Annotated[NumbersProvider, Depends(_provider)]
 
-router = APIRouter(prefix="/v1/numbers", tags=["numbers"], dependencies=[Depends(authenticate)])
+router = APIRouter(
+    prefix="/v1/numbers",
+    tags=["numbers"],
+    dependencies=[Depends(authenticate), Depends(reject_repeated_query_parameters)],
+)
 
 
 @router.get("", responses=error_responses(400))
