@@ -137,7 +137,7 @@ class TestCompose:
             "serve",
             "--host",
             # A container must listen beyond its own loopback to be reachable.
-            "0.0.0.0",  # noqa: S104
+            "0.0.0.0",
             "--port",
             "8000",
         ]
