@@ -31,7 +31,7 @@ def upgrade() -> None:
         sa.Column(
             "created_at",
             sa.DateTime(timezone=True),
-            server_default=sa.text("clock_timestamp()"),
+            server_default=sa.text("statement_timestamp()"),
             nullable=False,
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_orgs")),
@@ -59,13 +59,13 @@ def upgrade() -> None:
         sa.Column(
             "created_at",
             sa.DateTime(timezone=True),
-            server_default=sa.text("clock_timestamp()"),
+            server_default=sa.text("statement_timestamp()"),
             nullable=False,
         ),
         sa.Column(
             "updated_at",
             sa.DateTime(timezone=True),
-            server_default=sa.text("clock_timestamp()"),
+            server_default=sa.text("statement_timestamp()"),
             nullable=False,
         ),
         sa.CheckConstraint("type IN ('inbound', 'outbound')", name=op.f("ck_agents_type")),
@@ -110,7 +110,7 @@ def upgrade() -> None:
         sa.Column(
             "created_at",
             sa.DateTime(timezone=True),
-            server_default=sa.text("clock_timestamp()"),
+            server_default=sa.text("statement_timestamp()"),
             nullable=False,
         ),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
@@ -136,7 +136,7 @@ def upgrade() -> None:
         sa.Column(
             "purchased_at",
             sa.DateTime(timezone=True),
-            server_default=sa.text("clock_timestamp()"),
+            server_default=sa.text("statement_timestamp()"),
             nullable=False,
         ),
         sa.Column("released_at", sa.DateTime(timezone=True), nullable=True),
@@ -173,7 +173,7 @@ def upgrade() -> None:
         sa.Column(
             "attached_at",
             sa.DateTime(timezone=True),
-            server_default=sa.text("clock_timestamp()"),
+            server_default=sa.text("statement_timestamp()"),
             nullable=False,
         ),
         sa.CheckConstraint(

@@ -44,8 +44,10 @@ def _one_of(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
-# clock_timestamp(), not now(): rows created in one transaction still get distinct, ordered times.
-NOW = text("clock_timestamp()")
+# statement_timestamp(), not now(): rows written by successive statements of one transaction get
+# distinct, ordered times; and not clock_timestamp(), which differs between two columns of one row
+# (a new agent's updated_at must equal its created_at).
+NOW = text("statement_timestamp()")
 
 
 class Base(DeclarativeBase):

@@ -93,7 +93,7 @@ async def update_agent(
     statement = (
         update(A)
         .where(A.org_id == org_id, A.id == agent_id)
-        .values(**values, updated_at=func.clock_timestamp())
+        .values(**values, updated_at=func.statement_timestamp())
         .returning(A)
         .execution_options(populate_existing=True)
     )
@@ -101,7 +101,7 @@ async def update_agent(
 
 
 async def archive(session: AsyncSession, org_id: uuid.UUID, agent_id: uuid.UUID) -> models.Agent:
-    now = func.clock_timestamp()
+    now = func.statement_timestamp()
     return await update_agent(
         session, org_id, agent_id, {"archived_at": now, "primary_number_id": None}
     )

@@ -148,5 +148,5 @@ async def mark_released(session: AsyncSession, org_id: uuid.UUID, number_id: uui
     await session.execute(
         update(N)
         .where(N.org_id == org_id, N.id == number_id)
-        .values(status="released", released_at=func.clock_timestamp())
+        .values(status="released", released_at=func.statement_timestamp())
     )
