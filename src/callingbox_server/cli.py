@@ -38,9 +38,9 @@ def _run_in_session(runtime: Runtime, work: Callable[[AsyncSession], Awaitable[T
     return asyncio.run(go())
 
 
-def _runtime(settings: Settings, *, migrate_embedded: bool = True) -> Runtime:
+def _runtime(settings: Settings) -> Runtime:
     runtime = resolve_runtime(settings)
-    if runtime.embedded and migrate_embedded:
+    if runtime.embedded:
         # The embedded database is ours to keep current; an external one is migrated on purpose.
         migrate.upgrade(runtime.database_url)
     return runtime

@@ -10,10 +10,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Match
 
-from callingbox_server.http import JSONResponse, request_id_of
+from callingbox_server.http import request_id_of
 
 logger = logging.getLogger("callingbox_server")
 

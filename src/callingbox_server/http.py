@@ -13,7 +13,6 @@ import sqlalchemy.exc
 from fastapi import HTTPException
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import Request
-from starlette.responses import JSONResponse as _StarletteJSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger("callingbox_server")
@@ -22,10 +21,6 @@ _WELL_FORMED_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 RETRY_AFTER_SECONDS = "1"
 _TOO_LARGE = "request body is too large"
-
-
-class JSONResponse(_StarletteJSONResponse):
-    media_type = JSON_CONTENT_TYPE
 
 
 def request_id_of(request: Request) -> str:
