@@ -8,14 +8,19 @@ STAMP := $(VENV)/.installed
 # Extra arguments: `make run ARGS='--port 9000'`, `make test PYTEST_ARGS='-x -k attach'`.
 ARGS ?=
 PYTEST_ARGS ?=
+# `make bench AGENTS=1000000`, `make bench BENCH_ARGS='--workers 1 --rounds 5'` (see bench/run.py).
+AGENTS ?=
+BENCH_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run migrate test lint typecheck check format clean
+.PHONY: help install run migrate test lint typecheck check format clean bench bench-smoke
 
 help:
 	@echo "make run        serve the API on http://127.0.0.1:8000 (embedded PostgreSQL in .callingbox/)"
 	@echo "make test       run the whole test suite"
 	@echo "make check      what CI runs: ruff format --check, ruff check, mypy --strict, tests"
+	@echo "make bench      load-test the server against a raw asyncpg baseline (wrk; AGENTS=10000)"
+	@echo "make bench-smoke the benchmark in seconds, on tiny data; fails on any failed request"
 	@echo "make migrate    apply the database migrations (CALLINGBOX_DATABASE_URL, or the embedded one)"
 	@echo "make format     rewrite the code with ruff format and ruff check --fix"
 	@echo "make install    create or refresh $(VENV)"
@@ -41,6 +46,13 @@ test: $(STAMP)
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests (exit 5)" >&2; fi; \
 	exit $$status
+
+# The bench's own embedded PostgreSQL lives in .callingbox/bench (or CALLINGBOX_BENCH_DATABASE_URL).
+bench: $(STAMP)
+	$(BIN)/python -m bench.run $(if $(AGENTS),--agents $(AGENTS)) $(BENCH_ARGS)
+
+bench-smoke: $(STAMP)
+	$(BIN)/python -m bench.run --smoke $(if $(AGENTS),--agents $(AGENTS)) $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check .

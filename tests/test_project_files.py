@@ -259,6 +259,19 @@ class TestMakefile:
         assert "-m venv $(VENV)" in makefile
         assert "pip install --disable-pip-version-check -e '.[dev]'" in makefile
 
+    @pytest.mark.parametrize(
+        ("target", "expected"),
+        [
+            ("bench", "bin/python -m bench.run --agents 1000"),
+            ("bench-smoke", "bin/python -m bench.run --smoke --agents 1000"),
+        ],
+    )
+    def test_bench_takes_the_number_of_agents(self, target: str, expected: str) -> None:
+        result = make("-n", target, "AGENTS=1000")
+
+        assert result.returncode == 0, result.stderr
+        assert f"{VENV}/{expected}" in result.stdout
+
     def test_no_tests_collected_fails_loudly(self) -> None:
         result = make(
             "test",
@@ -286,6 +299,12 @@ class TestCiScript:
         assert 'EXTERNAL_URL="postgresql://postgres@127.0.0.1:5432/postgres"' in script
         assert 'CALLINGBOX_TEST_DATABASE_URL="$EXTERNAL_URL" make test' in script
         assert script.index("make check") < script.index("make test")
+
+    def test_runs_the_benchmark_smoke_mode_last(self) -> None:
+        script = read(".ci/run")
+
+        assert "make bench-smoke" in script
+        assert script.index("make test") < script.rindex("make bench-smoke")
 
 
 class TestReadme:
