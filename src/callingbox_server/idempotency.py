@@ -25,7 +25,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from starlette.responses import Response
 
 from callingbox_server import models
@@ -160,10 +160,9 @@ def _idempotency(
 IdempotencyDep = Annotated[Idempotency, Depends(_idempotency)]
 
 
-async def prune(engine: AsyncEngine, retention: timedelta = RETENTION) -> int:
+async def prune(connection: AsyncConnection, retention: timedelta = RETENTION) -> int:
     """Delete the keys older than ``retention``; returns how many went."""
-    async with engine.begin() as connection:
-        result = await connection.execute(
-            delete(K).where(K.created_at < func.statement_timestamp() - retention)
-        )
+    result = await connection.execute(
+        delete(K).where(K.created_at < func.statement_timestamp() - retention)
+    )
     return result.rowcount

@@ -34,7 +34,8 @@ async def _prune_idempotency_keys(engine: AsyncEngine) -> None:
     """Hourly, in every worker: deleting the same old rows twice is harmless."""
     while True:
         try:
-            pruned = await idempotency.prune(engine)
+            async with engine.begin() as connection:
+                pruned = await idempotency.prune(connection)
             if pruned:
                 logger.info("pruned %d idempotency keys older than 24 hours", pruned)
         except Exception as exc:  # an outage must not end the loop: the next hour retries
