@@ -15,10 +15,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from callingbox_server import keys
 from tests.conftest import HASH_SECRET
 
-ROUNDS = 5
+ROUNDS = 50
 CONTENDERS = 8
-# These tests commit, so they buy in an area code no rolled-back test uses.
-AREA_CODE = "989"
+# These tests commit, so each buys in an area code of its own that no other test uses (the
+# sandbox offers 100 numbers per area code).
+ATTACH_AREA_CODE = "989"
+PURCHASE_AREA_CODE = "978"
+STORM_AREA_CODE = "979"
+IDEMPOTENT_AREA_CODE = "563"
 
 
 async def _new_key(engine: AsyncEngine) -> str:
@@ -29,7 +33,8 @@ async def _new_key(engine: AsyncEngine) -> str:
     return created.secret
 
 
-_offers = {"area_code": AREA_CODE, "limit": 50}
+def _offers(area_code: str) -> dict[str, str | int]:
+    return {"area_code": area_code, "limit": 50}
 
 
 def _client(base_url: str, key: str) -> httpx.AsyncClient:
@@ -42,8 +47,8 @@ def _client(base_url: str, key: str) -> httpx.AsyncClient:
     )
 
 
-async def _buy_some_number(client: httpx.AsyncClient) -> dict[str, Any]:
-    offers = (await client.get("/v1/numbers/available", params=_offers)).json()["data"]
+async def _buy_some_number(client: httpx.AsyncClient, area_code: str) -> dict[str, Any]:
+    offers = (await client.get("/v1/numbers/available", params=_offers(area_code))).json()["data"]
     for offer in random.sample(offers, len(offers)):
         response = await client.post(
             "/v1/numbers/purchase", json={"phone_number": offer["phone_number"]}
@@ -60,7 +65,7 @@ class TestAttachRace:
         self, live_server: str, engine: AsyncEngine, round_: int
     ) -> None:
         async with _client(live_server, await _new_key(engine)) as client:
-            number = await _buy_some_number(client)
+            number = await _buy_some_number(client, ATTACH_AREA_CODE)
             agents = [
                 (
                     await client.post("/v1/agents", json={"name": f"in {i}", "type": "inbound"})
@@ -93,7 +98,9 @@ class TestPurchaseRace:
     ) -> None:
         first, second = await _new_key(engine), await _new_key(engine)
         async with _client(live_server, first) as one, _client(live_server, second) as two:
-            offers = (await one.get("/v1/numbers/available", params=_offers)).json()["data"]
+            offers = (
+                await one.get("/v1/numbers/available", params=_offers(PURCHASE_AREA_CODE))
+            ).json()["data"]
             phone_number = random.choice(offers)["phone_number"]
             body = {"phone_number": phone_number}
             responses = await asyncio.gather(
@@ -124,7 +131,7 @@ class TestBindingStorm:
         attached."""
         rng = random.Random(1234)
         async with _client(live_server, await _new_key(engine)) as client:
-            numbers = [await _buy_some_number(client) for _ in range(3)]
+            numbers = [await _buy_some_number(client, STORM_AREA_CODE) for _ in range(3)]
             agents = [
                 (
                     await client.post(
@@ -177,3 +184,88 @@ class TestBindingStorm:
                 for number in agent["numbers"]:
                     assert number["status"] == "active"
             assert all(count == 1 for count in inbound_per_number.values())
+
+
+class TestIdempotentRetries:
+    """Twenty identical POSTs with one Idempotency-Key at once: the work happens once."""
+
+    async def _storm(
+        self,
+        client: httpx.AsyncClient,
+        path: str,
+        body: dict[str, Any],
+        different: dict[str, Any],
+    ) -> list[httpx.Response]:
+        headers = {"Idempotency-Key": f"storm-{uuid.uuid4()}"}
+        responses = await asyncio.gather(
+            *(client.post(path, json=body, headers=headers) for _ in range(20))
+        )
+        statuses = Counter(response.status_code for response in responses)
+        assert set(statuses) <= {200, 201, 409}, [r.text for r in responses]
+        done = [r for r in responses if r.status_code != 409]
+        assert done, "every request was told the first one was in progress"
+        assert len({r.content for r in done}) == 1, "replays must be byte-identical"
+        assert sum("idempotent-replayed" not in r.headers for r in done) <= 1
+        for response in responses:
+            if response.status_code == 409:
+                assert response.json()["code"] == "idempotency_in_progress"
+        # Once the first request is over, the key replays it to everybody.
+        retry = await client.post(path, json=body, headers=headers)
+        assert retry.headers["idempotent-replayed"] == "true"
+        assert retry.content == done[0].content
+        other = await client.post(path, json=different, headers=headers)
+        assert other.status_code == 422
+        assert other.json()["code"] == "idempotency_key_reused"
+        return responses
+
+    @pytest.mark.parametrize("round_", range(5))
+    async def test_create_agent_happens_once(
+        self, live_server: str, engine: AsyncEngine, round_: int
+    ) -> None:
+        async with _client(live_server, await _new_key(engine)) as client:
+            await self._storm(
+                client,
+                "/v1/agents",
+                {"name": "Once", "type": "inbound"},
+                {"name": "Twice", "type": "inbound"},
+            )
+            listed = (await client.get("/v1/agents")).json()["data"]
+            assert len(listed) == 1
+
+    @pytest.mark.parametrize("round_", range(5))
+    async def test_purchase_happens_once(
+        self, live_server: str, engine: AsyncEngine, round_: int
+    ) -> None:
+        async with _client(live_server, await _new_key(engine)) as client:
+            params = _offers(IDEMPOTENT_AREA_CODE)
+            offers = (await client.get("/v1/numbers/available", params=params)).json()["data"]
+            phone_number, another = (offer["phone_number"] for offer in random.sample(offers, 2))
+            await self._storm(
+                client,
+                "/v1/numbers/purchase",
+                {"phone_number": phone_number},
+                {"phone_number": another},
+            )
+            listed = (await client.get("/v1/numbers")).json()["data"]
+            assert [number["e164"] for number in listed] == [phone_number]
+
+
+class TestLostUpdate:
+    @pytest.mark.parametrize("round_", range(10))
+    async def test_two_edits_from_one_read_one_wins_one_is_412(
+        self, live_server: str, engine: AsyncEngine, round_: int
+    ) -> None:
+        async with _client(live_server, await _new_key(engine)) as client:
+            created = await client.post("/v1/agents", json={"name": "Shared", "type": "inbound"})
+            path = f"/v1/agents/{created.json()['id']}"
+            read = await client.get(path)
+            headers = {"If-Match": read.headers["etag"]}
+            responses = await asyncio.gather(
+                client.patch(path, json={"instructions": "Alice's edit"}, headers=headers),
+                client.patch(path, json={"instructions": "Bob's edit"}, headers=headers),
+            )
+            assert sorted(r.status_code for r in responses) == [200, 412]
+            winner = next(r for r in responses if r.status_code == 200)
+            loser = next(r for r in responses if r.status_code == 412)
+            assert loser.json()["code"] == "precondition_failed"
+            assert (await client.get(path)).content == winner.content

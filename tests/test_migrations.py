@@ -14,7 +14,7 @@ from sqlalchemy import make_url
 from callingbox_server import migrate
 from tests.conftest import admin_execute, asyncpg_dsn
 
-TABLES = {"orgs", "api_keys", "numbers", "agents", "agent_numbers"}
+TABLES = {"orgs", "api_keys", "numbers", "agents", "agent_numbers", "idempotency_keys"}
 
 
 @pytest.fixture

@@ -74,6 +74,21 @@ class NumberUnavailable(ApiError):
     code = "number_unavailable"
 
 
+class IdempotencyInProgress(ApiError):
+    status = 409
+    code = "idempotency_in_progress"
+
+
+class PreconditionFailed(ApiError):
+    status = 412
+    code = "precondition_failed"
+
+
+class IdempotencyKeyReused(ApiError):
+    status = 422
+    code = "idempotency_key_reused"
+
+
 class PayloadTooLarge(ApiError):
     status = 413
     code = "payload_too_large"

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Header, Request
+from pydantic import BaseModel
+from starlette.responses import Response
 
 from callingbox_server.errors import ErrorBody, InvalidRequest, UnsupportedMediaType
+from callingbox_server.http import JSON_CONTENT_TYPE
+from callingbox_server.preconditions import IfMatch, etag_of, to_json
 
 _DESCRIPTIONS = {
     400: "Invalid request: malformed JSON, a wrong or missing field, or a bad query parameter.",
     401: "Missing, malformed, unknown, revoked or expired API key.",
     404: "No such object in the caller's organization.",
-    409: "The request conflicts with the current state.",
+    409: "The request conflicts with the current state, or its Idempotency-Key is in use.",
+    412: "If-Match does not match the object's current ETag: read it again, then retry.",
     413: "The request body is larger than the configured limit.",
     415: "The request body is not application/json.",
+    422: "The Idempotency-Key was already used with a different request.",
     503: "The database is unavailable; retry after the Retry-After delay.",
 }
 
@@ -26,6 +32,43 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 BODY_ERRORS = (400, 413, 415)
+# A POST with an Idempotency-Key may also meet the first request still running, or another body.
+IDEMPOTENT_ERRORS = (409, 422)
+
+_ETAG_HEADER = {
+    "ETag": {
+        "description": "The object's version: send it back in If-Match to change it safely.",
+        "schema": {"type": "string"},
+    }
+}
+
+
+def object_responses(*errors: int, status_code: int = 200) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for a route that answers with one agent or number (and its ETag)."""
+    return {status_code: {"headers": _ETAG_HEADER}, **error_responses(*errors)}
+
+
+def representation(model: BaseModel, status_code: int = 200) -> Response:
+    """One object as JSON, with the strong ETag of exactly these bytes."""
+    body = to_json(model)
+    return Response(
+        body, status_code, headers={"ETag": etag_of(body)}, media_type=JSON_CONTENT_TYPE
+    )
+
+
+def _if_match(
+    if_match: Annotated[
+        str | None,
+        Header(
+            alias="If-Match",
+            description="Apply the change only if the object's ETag is still this one (else 412).",
+        ),
+    ] = None,
+) -> IfMatch | None:
+    return None if if_match is None else IfMatch.parse(if_match)
+
+
+IfMatchDep = Annotated[IfMatch | None, Depends(_if_match)]
 
 
 def _is_json(content_type: str) -> bool:

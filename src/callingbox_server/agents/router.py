@@ -6,15 +6,21 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
+from starlette.responses import Response
 
 from callingbox_server.agents import schemas, service
 from callingbox_server.auth import PrincipalDep, authenticate
 from callingbox_server.common import Page, parse_id
 from callingbox_server.db import SessionDep
+from callingbox_server.idempotency import IdempotencyDep
 from callingbox_server.routing import (
     BODY_ERRORS,
+    IDEMPOTENT_ERRORS,
+    IfMatchDep,
     error_responses,
+    object_responses,
     reject_repeated_query_parameters,
+    representation,
     require_json,
 )
 
@@ -51,60 +57,116 @@ async def list_agents(
 
 
 @router.post(
-    "", status_code=201, dependencies=_json, responses=error_responses(*BODY_ERRORS, 404, 409)
+    "",
+    status_code=201,
+    response_model=schemas.Agent,
+    dependencies=_json,
+    responses=object_responses(*BODY_ERRORS, *IDEMPOTENT_ERRORS, 404, status_code=201),
 )
 async def create_agent(
-    session: SessionDep, principal: PrincipalDep, body: schemas.AgentCreate
-) -> schemas.Agent:
+    session: SessionDep,
+    principal: PrincipalDep,
+    idempotency: IdempotencyDep,
+    body: schemas.AgentCreate,
+) -> Response:
     """Create an inbound or outbound agent, optionally attaching numbers."""
-    return await service.create_agent(session, principal, body)
+
+    async def create() -> Response:
+        return representation(await service.create_agent(session, principal, body), 201)
+
+    return await idempotency.run(create)
 
 
-@router.get("/{id}", responses=error_responses(404))
-async def get_agent(
-    session: SessionDep, principal: PrincipalDep, agent_id: AgentId
-) -> schemas.Agent:
+@router.get("/{id}", response_model=schemas.Agent, responses=object_responses(404))
+async def get_agent(session: SessionDep, principal: PrincipalDep, agent_id: AgentId) -> Response:
     """Retrieve an agent, archived or not."""
-    return await service.get_agent(session, principal, agent_id)
+    return representation(await service.get_agent(session, principal, agent_id))
 
 
-@router.patch("/{id}", dependencies=_json, responses=error_responses(*BODY_ERRORS, 404, 409))
+@router.patch(
+    "/{id}",
+    response_model=schemas.Agent,
+    dependencies=_json,
+    responses=object_responses(*BODY_ERRORS, 404, 409, 412),
+)
 async def update_agent(
-    session: SessionDep, principal: PrincipalDep, agent_id: AgentId, body: schemas.AgentUpdate
-) -> schemas.Agent:
+    session: SessionDep,
+    principal: PrincipalDep,
+    agent_id: AgentId,
+    if_match: IfMatchDep,
+    body: schemas.AgentUpdate,
+) -> Response:
     """Change the fields present in the body; an explicit null clears a nullable field."""
-    return await service.update_agent(session, principal, agent_id, body)
+    return representation(
+        await service.update_agent(session, principal, agent_id, body, if_match=if_match)
+    )
 
 
-@router.delete("/{id}", responses=error_responses(404))
+@router.delete("/{id}", response_model=schemas.Agent, responses=object_responses(404, 412))
 async def archive_agent(
-    session: SessionDep, principal: PrincipalDep, agent_id: AgentId
-) -> schemas.Agent:
+    session: SessionDep, principal: PrincipalDep, agent_id: AgentId, if_match: IfMatchDep
+) -> Response:
     """Archive an agent: it detaches every number and can no longer be changed."""
-    return await service.archive_agent(session, principal, agent_id)
+    return representation(
+        await service.archive_agent(session, principal, agent_id, if_match=if_match)
+    )
 
 
-@router.post("/{id}/numbers", dependencies=_json, responses=error_responses(*BODY_ERRORS, 404, 409))
+@router.post(
+    "/{id}/numbers",
+    response_model=schemas.Agent,
+    dependencies=_json,
+    responses=object_responses(*BODY_ERRORS, *IDEMPOTENT_ERRORS, 404, 412),
+)
 async def attach_number(
-    session: SessionDep, principal: PrincipalDep, agent_id: AgentId, body: schemas.AttachNumber
-) -> schemas.Agent:
+    session: SessionDep,
+    principal: PrincipalDep,
+    agent_id: AgentId,
+    if_match: IfMatchDep,
+    idempotency: IdempotencyDep,
+    body: schemas.AttachNumber,
+) -> Response:
     """Attach one of the organization's numbers to an agent."""
-    return await service.attach_number(session, principal, agent_id, body)
+
+    async def attach() -> Response:
+        agent = await service.attach_number(session, principal, agent_id, body, if_match=if_match)
+        return representation(agent)
+
+    return await idempotency.run(attach)
 
 
-@router.delete("/{id}/numbers/{number_id}", responses=error_responses(404, 409))
+@router.delete(
+    "/{id}/numbers/{number_id}",
+    response_model=schemas.Agent,
+    responses=object_responses(404, 409, 412),
+)
 async def detach_number(
-    session: SessionDep, principal: PrincipalDep, agent_id: AgentId, number_id: NumberId
-) -> schemas.Agent:
+    session: SessionDep,
+    principal: PrincipalDep,
+    agent_id: AgentId,
+    number_id: NumberId,
+    if_match: IfMatchDep,
+) -> Response:
     """Detach a number from an agent; a detached primary passes to the earliest-attached rest."""
-    return await service.detach_number(session, principal, agent_id, number_id)
+    return representation(
+        await service.detach_number(session, principal, agent_id, number_id, if_match=if_match)
+    )
 
 
 @router.put(
-    "/{id}/primary-number", dependencies=_json, responses=error_responses(*BODY_ERRORS, 404, 409)
+    "/{id}/primary-number",
+    response_model=schemas.Agent,
+    dependencies=_json,
+    responses=object_responses(*BODY_ERRORS, 404, 409, 412),
 )
 async def set_primary_number(
-    session: SessionDep, principal: PrincipalDep, agent_id: AgentId, body: schemas.SetPrimaryNumber
-) -> schemas.Agent:
+    session: SessionDep,
+    principal: PrincipalDep,
+    agent_id: AgentId,
+    if_match: IfMatchDep,
+    body: schemas.SetPrimaryNumber,
+) -> Response:
     """Make an attached number the agent's primary (its default caller ID)."""
-    return await service.set_primary_number(session, principal, agent_id, body)
+    return representation(
+        await service.set_primary_number(session, principal, agent_id, body, if_match=if_match)
+    )

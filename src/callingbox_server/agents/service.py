@@ -15,6 +15,7 @@ from callingbox_server.common import Page, page_of, resolve_cursor
 from callingbox_server.errors import AgentArchived, InvalidRequest, NotFound, NumberInUse
 from callingbox_server.numbers import repository as numbers_repository
 from callingbox_server.numbers.schemas import Number
+from callingbox_server.preconditions import IfMatch, require_match
 
 _SCALAR_FIELDS = ("name", "persona", "instructions", "voice", "language", "webhook_url")
 
@@ -58,15 +59,32 @@ def _archived(agent_id: uuid.UUID) -> AgentArchived:
     return AgentArchived(f"agent {agent_id} is archived")
 
 
-async def _get_mutable(
-    session: AsyncSession, principal: Principal, agent_id: uuid.UUID
+async def _require(
+    session: AsyncSession,
+    agent: models.Agent | None,
+    agent_id: uuid.UUID,
+    if_match: IfMatch | None,
+    *,
+    mutable: bool = True,
 ) -> models.Agent:
-    agent = await repository.get(session, principal.org_id, agent_id, for_update=True)
+    """The checks before any change, in this order: 404, then 412, then 409 archived."""
     if agent is None:
         raise _not_found(agent_id)
-    if agent.archived_at is not None:
+    if if_match is not None:
+        require_match(if_match, await _render_one(session, agent), f"agent {agent_id}")
+    if mutable and agent.archived_at is not None:
         raise _archived(agent_id)
     return agent
+
+
+async def _get_mutable(
+    session: AsyncSession,
+    principal: Principal,
+    agent_id: uuid.UUID,
+    if_match: IfMatch | None = None,
+) -> models.Agent:
+    agent = await repository.get(session, principal.org_id, agent_id, for_update=True)
+    return await _require(session, agent, agent_id, if_match)
 
 
 def _stored(body: schemas.AgentFields, field: str) -> Any:
@@ -142,9 +160,14 @@ def _in_use(number_id: uuid.UUID, holder: uuid.UUID) -> NumberInUse:
 
 
 async def update_agent(
-    session: AsyncSession, principal: Principal, agent_id: uuid.UUID, body: schemas.AgentUpdate
+    session: AsyncSession,
+    principal: Principal,
+    agent_id: uuid.UUID,
+    body: schemas.AgentUpdate,
+    *,
+    if_match: IfMatch | None = None,
 ) -> schemas.Agent:
-    agent = await _get_mutable(session, principal, agent_id)
+    agent = await _get_mutable(session, principal, agent_id, if_match)
     values = {field: _stored(body, field) for field in body.model_fields_set}
     primary = values.get("primary_number_id")
     if primary is not None:
@@ -162,11 +185,14 @@ async def _require_attached(
 
 
 async def archive_agent(
-    session: AsyncSession, principal: Principal, agent_id: uuid.UUID
+    session: AsyncSession,
+    principal: Principal,
+    agent_id: uuid.UUID,
+    *,
+    if_match: IfMatch | None = None,
 ) -> schemas.Agent:
-    agent = await repository.get(session, principal.org_id, agent_id, for_update=True)
-    if agent is None:
-        raise _not_found(agent_id)
+    found = await repository.get(session, principal.org_id, agent_id, for_update=True)
+    agent = await _require(session, found, agent_id, if_match, mutable=False)
     if agent.archived_at is None:
         await repository.detach_all(session, agent_id)
         agent = await repository.archive(session, principal.org_id, agent_id)
@@ -174,20 +200,23 @@ async def archive_agent(
 
 
 async def attach_number(
-    session: AsyncSession, principal: Principal, agent_id: uuid.UUID, body: schemas.AttachNumber
+    session: AsyncSession,
+    principal: Principal,
+    agent_id: uuid.UUID,
+    body: schemas.AttachNumber,
+    *,
+    if_match: IfMatch | None = None,
 ) -> schemas.Agent:
-    # Checked in the same order as every other change: agent, archived, then the number.
+    # Checked in the same order as every other change: agent, If-Match, archived, then the
+    # number; the agent is checked again once it is locked.
     found = await repository.get(session, principal.org_id, agent_id)
-    if found is None:
-        raise _not_found(agent_id)
-    if found.archived_at is not None:
-        raise _archived(agent_id)
+    await _require(session, found, agent_id, if_match)
     # Numbers are locked before agents, everywhere (see numbers.repository.lock_active).
     if not await numbers_repository.lock_active(
         session, principal.org_id, [body.number_id], exclusive=False
     ):
         raise NotFound(f"number {body.number_id} not found")
-    agent = await _get_mutable(session, principal, agent_id)
+    agent = await _get_mutable(session, principal, agent_id, if_match)
     attached = await repository.attach(session, agent, body.number_id)
     if attached.inbound_holder is not None:
         raise _in_use(body.number_id, attached.inbound_holder)
@@ -201,9 +230,14 @@ async def attach_number(
 
 
 async def detach_number(
-    session: AsyncSession, principal: Principal, agent_id: uuid.UUID, number_id: uuid.UUID
+    session: AsyncSession,
+    principal: Principal,
+    agent_id: uuid.UUID,
+    number_id: uuid.UUID,
+    *,
+    if_match: IfMatch | None = None,
 ) -> schemas.Agent:
-    agent = await _get_mutable(session, principal, agent_id)
+    agent = await _get_mutable(session, principal, agent_id, if_match)
     if not await repository.detach(session, agent_id, number_id):
         raise NotFound(f"number {number_id} is not attached to agent {agent_id}")
     agent = await after_numbers_detached(session, agent, number_id)
@@ -226,8 +260,10 @@ async def set_primary_number(
     principal: Principal,
     agent_id: uuid.UUID,
     body: schemas.SetPrimaryNumber,
+    *,
+    if_match: IfMatch | None = None,
 ) -> schemas.Agent:
-    agent = await _get_mutable(session, principal, agent_id)
+    agent = await _get_mutable(session, principal, agent_id, if_match)
     await _require_attached(session, agent, body.number_id)
     if agent.primary_number_id != body.number_id:
         agent = await repository.update_agent(

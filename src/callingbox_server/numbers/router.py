@@ -7,16 +7,22 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from starlette.convertors import StringConvertor, register_url_convertor
+from starlette.responses import Response
 
 from callingbox_server.auth import PrincipalDep, authenticate
 from callingbox_server.common import Page, parse_id
 from callingbox_server.db import SessionDep
+from callingbox_server.idempotency import IdempotencyDep
 from callingbox_server.numbers import schemas, service
 from callingbox_server.numbers.providers import NumbersProvider
 from callingbox_server.routing import (
     BODY_ERRORS,
+    IDEMPOTENT_ERRORS,
+    IfMatchDep,
     error_responses,
+    object_responses,
     reject_repeated_query_parameters,
+    representation,
     require_json,
 )
 
@@ -74,30 +80,44 @@ async def search_available_numbers(
 @router.post(
     "/purchase",
     status_code=201,
+    response_model=schemas.Number,
     dependencies=[Depends(require_json)],
-    responses=error_responses(*BODY_ERRORS, 409),
+    responses=object_responses(*BODY_ERRORS, *IDEMPOTENT_ERRORS, status_code=201),
 )
 async def purchase_number(
     session: SessionDep,
     principal: PrincipalDep,
     provider: ProviderDep,
+    idempotency: IdempotencyDep,
     body: schemas.PurchaseRequest,
-) -> schemas.Number:
+) -> Response:
     """Buy a number on offer; it becomes an active number of the organization."""
-    return await service.purchase_number(session, principal, provider, body)
+
+    async def purchase() -> Response:
+        number = await service.purchase_number(session, principal, provider, body)
+        return representation(number, 201)
+
+    return await idempotency.run(purchase)
 
 
-@router.get("/{id:number_id}", responses=error_responses(404))
-async def get_number(
-    session: SessionDep, principal: PrincipalDep, number_id: NumberId
-) -> schemas.Number:
+@router.get("/{id:number_id}", response_model=schemas.Number, responses=object_responses(404))
+async def get_number(session: SessionDep, principal: PrincipalDep, number_id: NumberId) -> Response:
     """Retrieve a number, active or released."""
-    return await service.get_number(session, principal, number_id)
+    return representation(await service.get_number(session, principal, number_id))
 
 
-@router.delete("/{id:number_id}", responses=error_responses(404))
+@router.delete(
+    "/{id:number_id}", response_model=schemas.Number, responses=object_responses(404, 412)
+)
 async def release_number(
-    session: SessionDep, principal: PrincipalDep, provider: ProviderDep, number_id: NumberId
-) -> schemas.Number:
+    session: SessionDep,
+    principal: PrincipalDep,
+    provider: ProviderDep,
+    number_id: NumberId,
+    if_match: IfMatchDep,
+) -> Response:
     """Release a number: it leaves every agent and may be bought again."""
-    return await service.release_number(session, principal, provider, number_id)
+    number = await service.release_number(
+        session, principal, provider, number_id, if_match=if_match
+    )
+    return representation(number)

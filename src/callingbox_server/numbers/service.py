@@ -13,6 +13,7 @@ from callingbox_server.common import Page, page_of, resolve_cursor
 from callingbox_server.errors import InvalidRequest, NotFound, NumberUnavailable
 from callingbox_server.numbers import repository, schemas
 from callingbox_server.numbers.providers import NumbersProvider, SearchCriteria, is_area_code
+from callingbox_server.preconditions import IfMatch, require_match
 
 
 def _not_found(number_id: uuid.UUID) -> NotFound:
@@ -80,9 +81,18 @@ async def purchase_number(
 
 
 async def release_number(
-    session: AsyncSession, principal: Principal, provider: NumbersProvider, number_id: uuid.UUID
+    session: AsyncSession,
+    principal: Principal,
+    provider: NumbersProvider,
+    number_id: uuid.UUID,
+    *,
+    if_match: IfMatch | None = None,
 ) -> schemas.Number:
-    if not await repository.lock_active(session, principal.org_id, [number_id], exclusive=True):
+    active = await repository.lock_active(session, principal.org_id, [number_id], exclusive=True)
+    if if_match is not None:
+        current = await get_number(session, principal, number_id)  # 404 before 412
+        require_match(if_match, current, f"number {number_id}")
+    if not active:
         return await get_number(session, principal, number_id)  # released already, or 404
     # No attachment can be added while we hold the number (attach takes a shared lock on it),
     # but one can go: only agents that still had the number when it was detached are touched.
