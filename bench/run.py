@@ -72,6 +72,7 @@ class Options:
     memory_marks: list[int]
     smoke: bool
     output: Path
+    scenarios: list[str]
 
 
 def parse_args(argv: list[str] | None = None) -> Options:
@@ -86,10 +87,17 @@ def parse_args(argv: list[str] | None = None) -> Options:
         default=None,
         help="request counts at which RSS is read (default 50000,250000; 'none' skips it)",
     )
+    parser.add_argument(
+        "--scenarios", help=f"comma-separated subset of {', '.join(s.name for s in SCENARIOS)}"
+    )
     parser.add_argument("--smoke", action="store_true", help="tiny N, seconds per scenario")
     parser.add_argument("--output", type=Path, default=Path(__file__).with_name("out"))
     args = parser.parse_args(argv)
     smoke = bool(args.smoke)
+    known = [s.name for s in SCENARIOS]
+    chosen = args.scenarios.split(",") if args.scenarios else known
+    if unknown := set(chosen) - set(known):
+        parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
     memory = args.memory or ("2000,6000" if smoke else "50000,250000")
     return Options(
         agents=args.agents or (200 if smoke else 10_000),
@@ -100,6 +108,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         memory_marks=[] if memory == "none" else sorted(int(m) for m in memory.split(",")),
         smoke=smoke,
         output=args.output,
+        scenarios=chosen,
     )
 
 
@@ -262,7 +271,7 @@ def run_workers(
     try:
         rss_idle = {name: server.rss_per_worker() for name, server in servers.items()}
         results["rss_idle"] = rss_idle
-        for scenario in SCENARIOS:
+        for scenario in (s for s in SCENARIOS if s.name in options.scenarios):
             connections = _connections(scenario, dataset)
             names = ["ours", "baseline"] if scenario.baseline else ["ours"]
             if options.warmup > 0:
