@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callingbox_server import models
+from callingbox_server.db import driver_fetch, for_driver
 
 KeyMode = Literal["live", "test"]
 
@@ -27,20 +28,26 @@ def hash_key(secret: bytes, key: str) -> bytes:
     return hmac.new(secret, key.encode(), hashlib.sha256).digest()
 
 
+_K = models.ApiKey.__table__.c
+_FIND_USABLE = for_driver(
+    select(_K.id, _K.org_id, _K.mode).where(
+        _K.key_hash == bindparam("key_hash"),
+        _K.revoked_at.is_(None),
+        or_(_K.expires_at.is_(None), _K.expires_at > func.now()),
+    )
+)
+
+
 async def find_usable(
     session: AsyncSession, key_hash: bytes
 ) -> tuple[uuid.UUID, uuid.UUID, str] | None:
     """(key id, org id, mode) of the key with this hash, unless it is revoked or expired.
 
     Looked up through the unique index on the hash: no comparison ever runs on the secret.
+    Every request runs it, so it goes to the driver directly (see db.driver_fetch).
     """
-    statement = select(models.ApiKey.id, models.ApiKey.org_id, models.ApiKey.mode).where(
-        models.ApiKey.key_hash == key_hash,
-        models.ApiKey.revoked_at.is_(None),
-        or_(models.ApiKey.expires_at.is_(None), models.ApiKey.expires_at > func.now()),
-    )
-    row = (await session.execute(statement)).first()
-    return None if row is None else (row.id, row.org_id, row.mode)
+    rows = await driver_fetch(session, _FIND_USABLE, {"key_hash": key_hash})
+    return (rows[0]["id"], rows[0]["org_id"], rows[0]["mode"]) if rows else None
 
 
 @dataclass(frozen=True)
