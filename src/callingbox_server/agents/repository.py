@@ -10,15 +10,18 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Row, delete, func, select, update
+import asyncpg
+from sqlalchemy import Row, bindparam, delete, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callingbox_server import models
-from callingbox_server.common import Cursor, keyset
-from callingbox_server.numbers.repository import select_numbers
+from callingbox_server.common import Cursor
+from callingbox_server.db import DriverStatement, driver_fetch, for_driver
+from callingbox_server.numbers.repository import NUMBER_COLUMNS, select_numbers
 
 A = models.Agent
 L = models.AgentNumber
@@ -34,15 +37,96 @@ async def get(
     return (await session.scalars(statement)).first()
 
 
-async def get_cursor(
-    session: AsyncSession, org_id: uuid.UUID, agent_id: uuid.UUID, newer: bool
-) -> Cursor | None:
-    statement = select(A.created_at, A.id).where(A.org_id == org_id, A.id == agent_id)
-    row = (await session.execute(statement)).first()
-    return None if row is None else Cursor(row.created_at, row.id, newer)
+# Agents as the API shows them: one row per attached number (in attach order), or one row with
+# null number columns when none is attached. One statement, so the agent and its numbers come
+# from one snapshot without a transaction around them.
+AGENT_FIELDS = (
+    "id",
+    "org_id",
+    "user_id",
+    "name",
+    "type",
+    "persona",
+    "instructions",
+    "voice",
+    "language",
+    "returns",
+    "tools",
+    "webhook_url",
+    "voicemail_action",
+    "primary_number_id",
+    "archived_at",
+    "created_at",
+    "updated_at",
+)
+NUMBER_FIELDS = (
+    "id",
+    "e164",
+    "friendly_name",
+    "country_code",
+    "number_type",
+    "status",
+    "monthly_cost_cents",
+    "purchased_at",
+    "inbound_agent_id",
+    "outbound_agent_ids",
+)
+_NUMBER_VIEW: list[Any] = [
+    column.label(f"number_{name}")
+    for column, name in zip(NUMBER_COLUMNS, NUMBER_FIELDS, strict=True)
+]
+_AGENTS = models.Agent.__table__
 
 
-async def list_page(
+def _with_numbers(agents: Any, *order: Any) -> DriverStatement:
+    statement = (
+        select(*(agents.c[name] for name in AGENT_FIELDS), *_NUMBER_VIEW)
+        .select_from(agents)
+        .outerjoin(L, L.agent_id == agents.c.id)
+        .outerjoin(models.Number, models.Number.id == L.number_id)
+        .order_by(*order, L.seq)
+    )
+    return for_driver(statement)
+
+
+_VIEW_ONE = _with_numbers(
+    select(_AGENTS)
+    .where(_AGENTS.c.org_id == bindparam("org_id"), _AGENTS.c.id == bindparam("agent_id"))
+    .subquery("agent")
+)
+
+
+@lru_cache
+def _view_page(by_type: bool, include_archived: bool, direction: str | None) -> DriverStatement:
+    """A keyset page (``direction`` None, "older" or "newer") of agents with their numbers."""
+    c = _AGENTS.c
+    page = select(_AGENTS).where(c.org_id == bindparam("org_id"))
+    if by_type:
+        page = page.where(c.type == bindparam("type"))
+    if not include_archived:
+        page = page.where(c.archived_at.is_(None))
+    key = tuple_(c.created_at, c.id)
+    at = tuple_(bindparam("at", type_=c.created_at.type), bindparam("at_id", type_=c.id.type))
+    if direction == "newer":
+        page = page.where(key > at).order_by(c.created_at, c.id)
+    else:
+        if direction == "older":
+            page = page.where(key < at)
+        page = page.order_by(c.created_at.desc(), c.id.desc())
+    agents = page.limit(bindparam("limit")).subquery("agent")
+    if direction == "newer":
+        return _with_numbers(agents, agents.c.created_at, agents.c.id)
+    return _with_numbers(agents, agents.c.created_at.desc(), agents.c.id.desc())
+
+
+async def get_view(
+    session: AsyncSession, org_id: uuid.UUID, agent_id: uuid.UUID
+) -> Sequence[asyncpg.Record]:
+    """The agent's rows (see AGENT_FIELDS); none when the org has no such agent."""
+    return await driver_fetch(session, _VIEW_ONE, {"org_id": org_id, "agent_id": agent_id})
+
+
+async def list_view(
     session: AsyncSession,
     org_id: uuid.UUID,
     *,
@@ -50,14 +134,28 @@ async def list_page(
     include_archived: bool,
     cursor: Cursor | None,
     limit: int,
-) -> Sequence[models.Agent]:
-    statement = select(A).where(A.org_id == org_id)
-    if agent_type is not None:
-        statement = statement.where(A.type == agent_type)
-    if not include_archived:
-        statement = statement.where(A.archived_at.is_(None))
-    statement = keyset(statement, A.created_at, A.id, cursor, limit)
-    return (await session.scalars(statement)).all()
+) -> Sequence[asyncpg.Record]:
+    """Rows of up to ``limit`` agents (see AGENT_FIELDS), in page order."""
+    direction = None if cursor is None else ("newer" if cursor.newer else "older")
+    statement = _view_page(agent_type is not None, include_archived, direction)
+    params: dict[str, Any] = {"org_id": org_id, "type": agent_type, "limit": limit}
+    if cursor is not None:
+        params.update(at=cursor.created_at, at_id=cursor.id)
+    return await driver_fetch(session, statement, params)
+
+
+_CURSOR = for_driver(
+    select(_AGENTS.c.created_at, _AGENTS.c.id).where(
+        _AGENTS.c.org_id == bindparam("org_id"), _AGENTS.c.id == bindparam("agent_id")
+    )
+)
+
+
+async def get_cursor(
+    session: AsyncSession, org_id: uuid.UUID, agent_id: uuid.UUID, newer: bool
+) -> Cursor | None:
+    rows = await driver_fetch(session, _CURSOR, {"org_id": org_id, "agent_id": agent_id})
+    return Cursor(rows[0]["created_at"], rows[0]["id"], newer) if rows else None
 
 
 async def numbers_of(

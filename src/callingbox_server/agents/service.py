@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callingbox_server import models
@@ -45,6 +46,21 @@ async def render(session: AsyncSession, agents: Sequence[models.Agent]) -> list[
         )
         for agent in agents
     ]
+
+
+def render_rows(rows: Sequence[asyncpg.Record]) -> list[schemas.Agent]:
+    """Agents from the rows of repository.get_view or list_view, in their order."""
+    agents: dict[uuid.UUID, dict[str, Any]] = {}
+    for row in rows:
+        agent = agents.get(row["id"])
+        if agent is None:
+            agent = agents[row["id"]] = {name: row[name] for name in repository.AGENT_FIELDS}
+            agent["numbers"] = []
+        if row["number_id"] is not None:
+            agent["numbers"].append(
+                {name: row[f"number_{name}"] for name in repository.NUMBER_FIELDS}
+            )
+    return [schemas.Agent.model_validate(agent) for agent in agents.values()]
 
 
 async def _render_one(session: AsyncSession, agent: models.Agent) -> schemas.Agent:
@@ -100,10 +116,10 @@ def _stored(body: schemas.AgentFields, field: str) -> Any:
 async def get_agent(
     session: AsyncSession, principal: Principal, agent_id: uuid.UUID
 ) -> schemas.Agent:
-    agent = await repository.get(session, principal.org_id, agent_id)
-    if agent is None:
+    rows = await repository.get_view(session, principal.org_id, agent_id)
+    if not rows:
         raise _not_found(agent_id)
-    return await _render_one(session, agent)
+    return render_rows(rows)[0]
 
 
 async def list_agents(
@@ -114,16 +130,16 @@ async def list_agents(
         "agent",
         lambda agent_id, newer: repository.get_cursor(session, principal.org_id, agent_id, newer),
     )
-    rows = await repository.list_page(
+    rows = await repository.list_view(
         session,
         principal.org_id,
         agent_type=query.type,
         include_archived=query.include_archived,
         cursor=cursor,
-        limit=query.limit,
+        limit=query.limit + 1,
     )
-    agents, has_more = page_of(rows, cursor, query.limit)
-    return Page[schemas.Agent](data=await render(session, agents), has_more=has_more)
+    agents, has_more = page_of(render_rows(rows), cursor, query.limit)
+    return Page[schemas.Agent](data=agents, has_more=has_more)
 
 
 async def create_agent(
