@@ -26,6 +26,7 @@ def _summarize_runs(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "p50_ms": _median([r["p50_ms"] for r in runs]),
         "p99_ms": _median([r["p99_ms"] for r in runs]),
         "errors": sum(r["non2xx"] + r["socket_errors"] for r in runs),
+        "cpu_ms": _median([r.get("cpu_ms_per_request", 0.0) for r in runs]),
         "rss_peak_mib": max((max(r["rss_peak"] or [0]) for r in runs), default=0) / MIB,
         "rss_peak_total_mib": max((sum(r["rss_peak"]) for r in runs), default=0) / MIB,
     }
@@ -48,6 +49,10 @@ def summarize(results: dict[str, Any]) -> dict[str, Any]:
                 ratios = [o["rps"] / b["rps"] for o, b in pairs if b["rps"]]
                 entry["ratios"] = ratios
                 entry["ratio"] = _median(ratios)
+                base_cpu = entry["baseline"]["cpu_ms"]
+                entry["cpu_ratio"] = (
+                    base_cpu / entry["ours"]["cpu_ms"] if entry["ours"]["cpu_ms"] else 0
+                )
             scenarios[name] = entry
         summary[str(block["workers"])] = {
             "scenarios": scenarios,
@@ -122,7 +127,8 @@ def failures(results: dict[str, Any]) -> list[str]:
 
 HEADER = (
     "| scenario | conns | req/s | p50 ms | p99 ms | errors | baseline req/s "
-    "| baseline p50 / p99 ms | ours/baseline (per round) | RSS peak MiB (per worker) |"
+    "| baseline p50 / p99 ms | ours/baseline (per round) | CPU ms/req ours / baseline "
+    "| RSS peak MiB (per worker) |"
 )
 
 
@@ -152,7 +158,7 @@ def markdown(results: dict[str, Any]) -> str:
             f"## {workers} worker(s)",
             "",
             HEADER,
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
         ]
         for name, entry in summary["scenarios"].items():
             ours, base = entry["ours"], entry.get("baseline")
@@ -164,8 +170,9 @@ def markdown(results: dict[str, Any]) -> str:
                 + (
                     f"{base['rps']:.0f} | {base['p50_ms']:.2f} / {base['p99_ms']:.2f} | "
                     f"{entry['ratio']:.2f} ({', '.join(f'{r:.2f}' for r in entry['ratios'])}) | "
+                    f"{ours['cpu_ms']:.2f} / {base['cpu_ms']:.2f} | "
                     if base
-                    else "- | - | - | "
+                    else f"- | - | - | {ours['cpu_ms']:.2f} / - | "
                 )
                 + f"{_mib(peak)} |"
             )

@@ -195,6 +195,8 @@ class WrkResult:
     p99_ms: float
     non2xx: int
     socket_errors: int
+    # Server CPU per request: steadier than requests/s when other work shares the machine.
+    cpu_ms_per_request: float = 0.0
     rss_peak: list[int] = field(default_factory=list)
     rss_last: list[int] = field(default_factory=list)
 
@@ -220,8 +222,10 @@ def wrk(
         f"{server.base_url}/",
     ]
     env = {**os.environ, "BENCH_MODE": mode, "BENCH_DATA": str(data)}
+    cpu_before = server.cpu_seconds()
     with RssSampler(server) as sampler:
         completed = subprocess.run(command, env=env, capture_output=True, text=True)
+    cpu = server.cpu_seconds() - cpu_before
     if completed.stderr.strip():
         sys.stderr.write(completed.stderr)
     line = next(
@@ -239,6 +243,7 @@ def wrk(
         p99_ms=raw["p99_us"] / 1000,
         non2xx=raw["non2xx"],
         socket_errors=raw["connect"] + raw["read"] + raw["write"] + raw["timeout"],
+        cpu_ms_per_request=1000 * cpu / raw["requests"] if raw["requests"] else 0.0,
         rss_peak=sampler.peak,
         rss_last=sampler.last,
     )
@@ -301,7 +306,7 @@ def run_workers(
                     print(
                         f"  {scenario.name:18} {name:8} round {round_ + 1}: {result.rps:8.0f} req/s"
                         f"  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms"
-                        f"  errors {result.errors}"
+                        f"  cpu {result.cpu_ms_per_request:5.2f} ms/req  errors {result.errors}"
                     )
             results["scenarios"][scenario.name] = {
                 "title": scenario.title,

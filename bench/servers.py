@@ -58,6 +58,17 @@ class Server:
                 continue
         return sorted(sizes)
 
+    def cpu_seconds(self) -> float:
+        """User and system CPU the workers have used so far."""
+        total = 0.0
+        for process in self.worker_processes():
+            try:
+                times = process.cpu_times()
+            except psutil.Error:
+                continue
+            total += times.user + times.system
+        return total
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
