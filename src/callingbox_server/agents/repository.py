@@ -14,7 +14,7 @@ from functools import lru_cache
 from typing import Any
 
 import asyncpg
-from sqlalchemy import Row, bindparam, delete, func, select, tuple_, update
+from sqlalchemy import Row, Text, bindparam, cast, delete, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -78,9 +78,17 @@ _NUMBER_VIEW: list[Any] = [
 _AGENTS = models.Agent.__table__
 
 
+# Sent as their JSON text: an agent's row repeats once per number, its JSON is decoded once.
+JSON_FIELDS = ("returns", "tools")
+
+
 def _with_numbers(agents: Any, *order: Any) -> DriverStatement:
+    columns = [
+        cast(agents.c[name], Text).label(name) if name in JSON_FIELDS else agents.c[name]
+        for name in AGENT_FIELDS
+    ]
     statement = (
-        select(*(agents.c[name] for name in AGENT_FIELDS), *_NUMBER_VIEW)
+        select(*columns, *_NUMBER_VIEW)
         .select_from(agents)
         .outerjoin(L, L.agent_id == agents.c.id)
         .outerjoin(models.Number, models.Number.id == L.number_id)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
+import pydantic_core
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callingbox_server import models
@@ -55,6 +56,9 @@ def render_rows(rows: Sequence[asyncpg.Record]) -> list[schemas.Agent]:
         agent = agents.get(row["id"])
         if agent is None:
             agent = agents[row["id"]] = {name: row[name] for name in repository.AGENT_FIELDS}
+            for name in repository.JSON_FIELDS:
+                if agent[name] is not None:
+                    agent[name] = pydantic_core.from_json(agent[name])
             agent["numbers"] = []
         if row["number_id"] is not None:
             agent["numbers"].append(
