@@ -186,10 +186,15 @@ async def numbers_of(
 
 
 async def insert_agent(session: AsyncSession, agent: models.Agent) -> models.Agent:
-    session.add(agent)
-    await session.flush()
-    await session.refresh(agent)
-    return agent
+    """Insert and read back the server's defaults (timestamps) in one INSERT ... RETURNING,
+    rather than a flush and then a refresh."""
+    values = {
+        column.key: value
+        for column in _AGENTS.c
+        if (value := getattr(agent, column.key)) is not None
+    }
+    statement = insert(A).values(values).returning(A)
+    return (await session.scalars(statement)).one()
 
 
 async def update_agent(
