@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Row, Select, delete, func, literal, select, text, update
+import asyncpg
+from sqlalchemy import Select, bindparam, delete, func, literal, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import ARRAY, UUID, aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from callingbox_server import models
-from callingbox_server.common import Cursor, keyset
+from callingbox_server.common import Cursor
+from callingbox_server.db import DriverStatement, driver_fetch, for_driver
 from callingbox_server.numbers.providers import OfferedNumber
 
 N = models.Number
@@ -62,27 +65,57 @@ def select_numbers() -> Select[Any]:
     return select(*NUMBER_COLUMNS)
 
 
-async def get(session: AsyncSession, org_id: uuid.UUID, number_id: uuid.UUID) -> Row[Any] | None:
-    statement = select_numbers().where(N.org_id == org_id, N.id == number_id)
-    row: Row[Any] | None = (await session.execute(statement)).first()
-    return row
+# Reads of numbers run on the driver (see db.driver_fetch): one statement each, no transaction.
+_GET = for_driver(
+    select_numbers().where(N.org_id == bindparam("org_id"), N.id == bindparam("number_id"))
+)
+_CURSOR = for_driver(
+    select(N.purchased_at, N.id).where(
+        N.org_id == bindparam("org_id"), N.id == bindparam("number_id")
+    )
+)
+
+
+@lru_cache
+def _page(direction: str | None) -> DriverStatement:
+    """A keyset page (``direction`` None, "older" or "newer") of the org's numbers."""
+    statement = select_numbers().where(
+        N.org_id == bindparam("org_id"), N.status == bindparam("status")
+    )
+    key = tuple_(N.purchased_at, N.id)
+    at = tuple_(bindparam("at", type_=N.purchased_at.type), bindparam("at_id", type_=N.id.type))
+    if direction == "newer":
+        statement = statement.where(key > at).order_by(N.purchased_at, N.id)
+    else:
+        if direction == "older":
+            statement = statement.where(key < at)
+        statement = statement.order_by(N.purchased_at.desc(), N.id.desc())
+    return for_driver(statement.limit(bindparam("limit")))
+
+
+async def get(
+    session: AsyncSession, org_id: uuid.UUID, number_id: uuid.UUID
+) -> asyncpg.Record | None:
+    rows = await driver_fetch(session, _GET, {"org_id": org_id, "number_id": number_id})
+    return rows[0] if rows else None
 
 
 async def get_cursor(
     session: AsyncSession, org_id: uuid.UUID, number_id: uuid.UUID, newer: bool
 ) -> Cursor | None:
-    statement = select(N.purchased_at, N.id).where(N.org_id == org_id, N.id == number_id)
-    row = (await session.execute(statement)).first()
-    return None if row is None else Cursor(row.purchased_at, row.id, newer)
+    rows = await driver_fetch(session, _CURSOR, {"org_id": org_id, "number_id": number_id})
+    return Cursor(rows[0]["purchased_at"], rows[0]["id"], newer) if rows else None
 
 
 async def list_page(
     session: AsyncSession, org_id: uuid.UUID, status: str, cursor: Cursor | None, limit: int
-) -> Sequence[Row[Any]]:
-    statement = select_numbers().where(N.org_id == org_id, N.status == status)
-    statement = keyset(statement, N.purchased_at, N.id, cursor, limit)
-    rows: Sequence[Row[Any]] = (await session.execute(statement)).all()
-    return rows
+) -> Sequence[asyncpg.Record]:
+    """Up to ``limit`` + 1 numbers (the extra one says whether there are more)."""
+    direction = None if cursor is None else ("newer" if cursor.newer else "older")
+    params: dict[str, Any] = {"org_id": org_id, "status": status, "limit": limit + 1}
+    if cursor is not None:
+        params.update(at=cursor.created_at, at_id=cursor.id)
+    return await driver_fetch(session, _page(direction), params)
 
 
 async def active_among(session: AsyncSession, phone_numbers: Sequence[str]) -> set[str]:

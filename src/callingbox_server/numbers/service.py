@@ -26,7 +26,7 @@ async def get_number(
     row = await repository.get(session, principal.org_id, number_id)
     if row is None:
         raise _not_found(number_id)
-    return schemas.Number.model_validate(row)
+    return schemas.Number.model_validate(dict(row))
 
 
 async def list_numbers(
@@ -40,7 +40,7 @@ async def list_numbers(
     rows = await repository.list_page(session, principal.org_id, query.status, cursor, query.limit)
     numbers, has_more = page_of(rows, cursor, query.limit)
     return Page[schemas.Number](
-        data=[schemas.Number.model_validate(row) for row in numbers], has_more=has_more
+        data=[schemas.Number.model_validate(dict(row)) for row in numbers], has_more=has_more
     )
 
 
