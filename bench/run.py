@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import platform
@@ -205,6 +206,9 @@ class WrkResult:
         return self.non2xx + self.socket_errors
 
 
+_pair_offsets = itertools.count()
+
+
 def wrk(
     wrk_path: str, server: Server, mode: str, data: Path, connections: int, seconds: float
 ) -> WrkResult:
@@ -222,6 +226,8 @@ def wrk(
         f"{server.base_url}/",
     ]
     env = {**os.environ, "BENCH_MODE": mode, "BENCH_DATA": str(data)}
+    if mode == "attach_detach":
+        env["BENCH_PAIR_OFFSET"] = str(next(_pair_offsets) * connections)
     cpu_before = server.cpu_seconds()
     with RssSampler(server) as sampler:
         completed = subprocess.run(command, env=env, capture_output=True, text=True)
