@@ -6,11 +6,10 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
-from sqlalchemy import Select, tuple_
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy import ColumnElement, Select, bindparam, tuple_
 
 from callingbox_server.errors import InvalidRequest, NotFound
 
@@ -82,6 +81,7 @@ class Cursor:
     newer: bool
 
 
+KeysetDirection = Literal["older", "newer"] | None
 CursorLookup = Callable[[uuid.UUID, bool], Awaitable["Cursor | None"]]
 
 
@@ -109,19 +109,35 @@ async def resolve_cursor(query: PageQuery, noun: str, lookup: CursorLookup) -> C
 
 def keyset(
     statement: Select[Any],
-    created_at: InstrumentedAttribute[datetime],
-    id_: InstrumentedAttribute[uuid.UUID],
-    cursor: Cursor | None,
-    limit: int,
+    created_at: ColumnElement[datetime],
+    id_: ColumnElement[uuid.UUID],
+    direction: KeysetDirection,
 ) -> Select[Any]:
-    """Order newest first by (created_at, id) and seek past the cursor: no OFFSET, any depth."""
+    """Order newest first by (created_at, id) and seek past the cursor: no OFFSET, any depth.
+
+    The statement is built once per direction and compiled once (see db.for_driver): the cursor
+    and the limit are its parameters ``at``, ``at_id`` and ``limit`` (see keyset_params).
+    """
     key = tuple_(created_at, id_)
+    at = tuple_(bindparam("at", type_=created_at.type), bindparam("at_id", type_=id_.type))
+    if direction == "newer":
+        statement = statement.where(key > at).order_by(created_at, id_)
+    elif direction == "older":
+        statement = statement.where(key < at).order_by(created_at.desc(), id_.desc())
+    else:
+        statement = statement.order_by(created_at.desc(), id_.desc())
+    return statement.limit(bindparam("limit"))
+
+
+def keyset_direction(cursor: Cursor | None) -> KeysetDirection:
+    return None if cursor is None else ("newer" if cursor.newer else "older")
+
+
+def keyset_params(cursor: Cursor | None, limit: int) -> dict[str, Any]:
+    """The parameters of a keyset statement: one row more than ``limit`` tells of more."""
     if cursor is None:
-        return statement.order_by(created_at.desc(), id_.desc()).limit(limit + 1)
-    at = tuple_(cursor.created_at, cursor.id)
-    if cursor.newer:
-        return statement.where(key > at).order_by(created_at, id_).limit(limit + 1)
-    return statement.where(key < at).order_by(created_at.desc(), id_.desc()).limit(limit + 1)
+        return {"limit": limit + 1}
+    return {"limit": limit + 1, "at": cursor.created_at, "at_id": cursor.id}
 
 
 T = TypeVar("T")

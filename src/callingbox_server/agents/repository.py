@@ -14,12 +14,18 @@ from functools import lru_cache
 from typing import Any
 
 import asyncpg
-from sqlalchemy import Row, Text, bindparam, cast, delete, func, select, tuple_, update
+from sqlalchemy import Row, Text, bindparam, cast, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callingbox_server import models
-from callingbox_server.common import Cursor
+from callingbox_server.common import (
+    Cursor,
+    KeysetDirection,
+    keyset,
+    keyset_direction,
+    keyset_params,
+)
 from callingbox_server.db import DriverStatement, driver_fetch, for_driver
 from callingbox_server.numbers.repository import NUMBER_COLUMNS, select_numbers
 
@@ -105,23 +111,17 @@ _VIEW_ONE = _with_numbers(
 
 
 @lru_cache
-def _view_page(by_type: bool, include_archived: bool, direction: str | None) -> DriverStatement:
-    """A keyset page (``direction`` None, "older" or "newer") of agents with their numbers."""
+def _view_page(
+    by_type: bool, include_archived: bool, direction: KeysetDirection
+) -> DriverStatement:
+    """A keyset page of agents, with their numbers."""
     c = _AGENTS.c
     page = select(_AGENTS).where(c.org_id == bindparam("org_id"))
     if by_type:
         page = page.where(c.type == bindparam("type"))
     if not include_archived:
         page = page.where(c.archived_at.is_(None))
-    key = tuple_(c.created_at, c.id)
-    at = tuple_(bindparam("at", type_=c.created_at.type), bindparam("at_id", type_=c.id.type))
-    if direction == "newer":
-        page = page.where(key > at).order_by(c.created_at, c.id)
-    else:
-        if direction == "older":
-            page = page.where(key < at)
-        page = page.order_by(c.created_at.desc(), c.id.desc())
-    agents = page.limit(bindparam("limit")).subquery("agent")
+    agents = keyset(page, c.created_at, c.id, direction).subquery("agent")
     if direction == "newer":
         return _with_numbers(agents, agents.c.created_at, agents.c.id)
     return _with_numbers(agents, agents.c.created_at.desc(), agents.c.id.desc())
@@ -143,12 +143,9 @@ async def list_view(
     cursor: Cursor | None,
     limit: int,
 ) -> Sequence[asyncpg.Record]:
-    """Rows of up to ``limit`` agents (see AGENT_FIELDS), in page order."""
-    direction = None if cursor is None else ("newer" if cursor.newer else "older")
-    statement = _view_page(agent_type is not None, include_archived, direction)
-    params: dict[str, Any] = {"org_id": org_id, "type": agent_type, "limit": limit}
-    if cursor is not None:
-        params.update(at=cursor.created_at, at_id=cursor.id)
+    """Rows of up to ``limit`` + 1 agents (see AGENT_FIELDS), in page order."""
+    statement = _view_page(agent_type is not None, include_archived, keyset_direction(cursor))
+    params = {"org_id": org_id, "type": agent_type, **keyset_params(cursor, limit)}
     return await driver_fetch(session, statement, params)
 
 

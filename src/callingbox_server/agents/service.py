@@ -140,7 +140,7 @@ async def list_agents(
         agent_type=query.type,
         include_archived=query.include_archived,
         cursor=cursor,
-        limit=query.limit + 1,
+        limit=query.limit,
     )
     agents, has_more = page_of(render_rows(rows), cursor, query.limit)
     return Page[schemas.Agent](data=agents, has_more=has_more)

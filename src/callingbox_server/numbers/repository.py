@@ -12,13 +12,19 @@ from functools import lru_cache
 from typing import Any
 
 import asyncpg
-from sqlalchemy import Select, bindparam, delete, func, literal, select, text, tuple_, update
+from sqlalchemy import Select, bindparam, delete, func, literal, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, UUID, aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from callingbox_server import models
-from callingbox_server.common import Cursor
+from callingbox_server.common import (
+    Cursor,
+    KeysetDirection,
+    keyset,
+    keyset_direction,
+    keyset_params,
+)
 from callingbox_server.db import DriverStatement, driver_fetch, for_driver
 from callingbox_server.numbers.providers import OfferedNumber
 
@@ -77,20 +83,12 @@ _CURSOR = for_driver(
 
 
 @lru_cache
-def _page(direction: str | None) -> DriverStatement:
-    """A keyset page (``direction`` None, "older" or "newer") of the org's numbers."""
+def _page(direction: KeysetDirection) -> DriverStatement:
     statement = select_numbers().where(
         N.org_id == bindparam("org_id"), N.status == bindparam("status")
     )
-    key = tuple_(N.purchased_at, N.id)
-    at = tuple_(bindparam("at", type_=N.purchased_at.type), bindparam("at_id", type_=N.id.type))
-    if direction == "newer":
-        statement = statement.where(key > at).order_by(N.purchased_at, N.id)
-    else:
-        if direction == "older":
-            statement = statement.where(key < at)
-        statement = statement.order_by(N.purchased_at.desc(), N.id.desc())
-    return for_driver(statement.limit(bindparam("limit")))
+    columns = models.Number.__table__.c
+    return for_driver(keyset(statement, columns.purchased_at, columns.id, direction))
 
 
 async def get(
@@ -111,11 +109,8 @@ async def list_page(
     session: AsyncSession, org_id: uuid.UUID, status: str, cursor: Cursor | None, limit: int
 ) -> Sequence[asyncpg.Record]:
     """Up to ``limit`` + 1 numbers (the extra one says whether there are more)."""
-    direction = None if cursor is None else ("newer" if cursor.newer else "older")
-    params: dict[str, Any] = {"org_id": org_id, "status": status, "limit": limit + 1}
-    if cursor is not None:
-        params.update(at=cursor.created_at, at_id=cursor.id)
-    return await driver_fetch(session, _page(direction), params)
+    params = {"org_id": org_id, "status": status, **keyset_params(cursor, limit)}
+    return await driver_fetch(session, _page(keyset_direction(cursor)), params)
 
 
 async def active_among(session: AsyncSession, phone_numbers: Sequence[str]) -> set[str]:
