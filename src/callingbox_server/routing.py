@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 
 from callingbox_server.errors import ErrorBody, InvalidRequest, UnsupportedMediaType
 
@@ -47,3 +49,21 @@ async def require_json(request: Request) -> None:
     """A body, when there is one, must be JSON (checked after auth, before validation)."""
     if await request.body() and not _is_json(request.headers.get("content-type", "")):
         raise UnsupportedMediaType("request body must be sent as Content-Type: application/json")
+
+
+def _declares_query_parameters(dependant: Dependant) -> bool:
+    return bool(dependant.query_params) or any(
+        _declares_query_parameters(sub) for sub in dependant.dependencies
+    )
+
+
+def reject_unknown_query_parameters(request: Request) -> None:
+    """Routes with a query model forbid unknown fields themselves; the others take none at all."""
+    route = request.scope.get("route")
+    if (
+        request.query_params
+        and isinstance(route, APIRoute)
+        and not _declares_query_parameters(route.dependant)
+    ):
+        name = next(iter(request.query_params))
+        raise InvalidRequest(f"unknown query parameter: {name}")

@@ -15,6 +15,7 @@ from callingbox_server.routing import (
     BODY_ERRORS,
     error_responses,
     reject_repeated_query_parameters,
+    reject_unknown_query_parameters,
     require_json,
 )
 
@@ -37,7 +38,11 @@ NumberId = Annotated[uuid.UUID, Depends(_number_id)]
 router = APIRouter(
     prefix="/v1/agents",
     tags=["agents"],
-    dependencies=[Depends(authenticate), Depends(reject_repeated_query_parameters)],
+    dependencies=[
+        Depends(authenticate),
+        Depends(reject_repeated_query_parameters),
+        Depends(reject_unknown_query_parameters),
+    ],
 )
 _json = [Depends(require_json)]
 

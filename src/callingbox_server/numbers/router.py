@@ -17,6 +17,7 @@ from callingbox_server.routing import (
     BODY_ERRORS,
     error_responses,
     reject_repeated_query_parameters,
+    reject_unknown_query_parameters,
     require_json,
 )
 
@@ -47,7 +48,11 @@ ProviderDep = Annotated[NumbersProvider, Depends(_provider)]
 router = APIRouter(
     prefix="/v1/numbers",
     tags=["numbers"],
-    dependencies=[Depends(authenticate), Depends(reject_repeated_query_parameters)],
+    dependencies=[
+        Depends(authenticate),
+        Depends(reject_repeated_query_parameters),
+        Depends(reject_unknown_query_parameters),
+    ],
 )
 
 
