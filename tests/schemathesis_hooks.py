@@ -60,10 +60,23 @@ def _body(response: Any) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
+def _refused_for_its_state(case: Any, status: int, body: dict[str, Any]) -> bool:
+    """Well-formed preconditions that no longer hold: a generated ``If-Match`` is not the
+    object's current ETag (412), a generated ``Idempotency-Key`` was used before with another
+    request (422). Recognised by the header sent and the error code, on any operation."""
+    headers = {name.lower() for name in (case.headers or {})}
+    code = body.get("code")
+    return (status == 412 and code == "precondition_failed" and "if-match" in headers) or (
+        status == 422 and code == "idempotency_key_reused" and "idempotency-key" in headers
+    )
+
+
 def _is_contract_rule(failure: Any, case: Any, response: Any) -> bool:
     label = case.operation.label
     body = _body(response)
     if failure.code == "ST202":
+        if _refused_for_its_state(case, response.status_code, body):
+            return True
         rule = _VALID_BUT_REFUSED.get(label)
         return (
             rule is not None
