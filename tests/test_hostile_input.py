@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import socket
 import tempfile
 import uuid
 from typing import Any
@@ -421,3 +422,28 @@ class TestKeysNeverLogged:
         # checks the same in process).
         assert {r.status_code for r in refusals} == {401}
         assert len({_without_request_id(r) for r in refusals}) == 1
+
+
+class TestRawControlBytes:
+    """Unencoded control bytes in the request line or a header never reach the app: the HTTP
+    parser (httptools, under uvicorn) answers 400 itself, in plain text, and closes."""
+
+    @pytest.mark.parametrize(
+        "request_bytes",
+        [
+            b"GET /v1/agents?starting_after=\x00 HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET /v1/agents/\x01 HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"GET /v1/agents HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer sk_live_\x00\r\n\r\n",
+            b"GET /v1/agents HTTP/1.1\r\nHost: x\r\nX-Request-Id: a\x00b\r\n\r\n",
+        ],
+        ids=["query", "path", "authorization", "request-id"],
+    )
+    def test_are_a_400_from_the_http_parser(self, live_server: str, request_bytes: bytes) -> None:
+        host, port = live_server.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as connection:
+            connection.sendall(request_bytes)
+            answer = b""
+            while chunk := connection.recv(4096):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 400 "), answer
+        assert httpx.get(f"{live_server}/healthz").status_code == 200
