@@ -113,8 +113,9 @@ def filter_failure(context: Any, failure: Any, case: Any, response: Any) -> bool
     # Each dropped failure is written down, for the test to report what the rules accepted.
     log = os.environ.get("CALLINGBOX_SCHEMATHESIS_DROPPED")
     if log:
+        body = _body(response)
         entry = {"code": failure.code, "operation": case.operation.label}
-        entry["error"] = _body(response).get("error", "")
+        entry["error"] = body.get("error") or f"{response.status_code}, {body.get('status')}"
         with open(log, "a", encoding="utf-8") as file:
             file.write(json.dumps(entry) + "\n")
     return False
