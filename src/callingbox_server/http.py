@@ -8,6 +8,7 @@ import logging
 import re
 import uuid
 from typing import Any
+from urllib.parse import unquote
 
 import sqlalchemy.exc
 from fastapi import HTTPException
@@ -21,6 +22,39 @@ _WELL_FORMED_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 RETRY_AFTER_SECONDS = "1"
 _TOO_LARGE = "request body is too large"
+
+
+# Anything shaped like an API key, wherever a caller put it (a query string, a path): uvicorn's
+# access log writes the request line as received, and a key there must not reach the logs.
+_SECRET = re.compile(r"sk_(live|test)_[A-Za-z0-9_\-]+")
+_REDACTED = r"sk_\1_[redacted]"
+_LOGGERS_TO_REDACT = ("uvicorn", "uvicorn.access", "uvicorn.error", "callingbox_server")
+
+
+def _redact(value: object) -> object:
+    if not isinstance(value, str):
+        return value
+    if _SECRET.search(value):
+        return _SECRET.sub(_REDACTED, value)
+    decoded = unquote(value)  # a percent-encoded key is still a key
+    return _SECRET.sub(_REDACTED, decoded) if _SECRET.search(decoded) else value
+
+
+class RedactSecrets(logging.Filter):
+    """Masks API keys in log records (message and arguments, which formatters use separately)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = _redact(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(_redact(arg) for arg in record.args)
+        return True
+
+
+def install_log_redaction() -> None:
+    for name in _LOGGERS_TO_REDACT:
+        target = logging.getLogger(name)
+        if not any(isinstance(existing, RedactSecrets) for existing in target.filters):
+            target.addFilter(RedactSecrets())
 
 
 def request_id_of(request: Request) -> str:

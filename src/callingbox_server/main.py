@@ -21,7 +21,11 @@ from callingbox_server.agents.router import router as agents_router
 from callingbox_server.config import Settings, get_settings
 from callingbox_server.db import create_engine, create_sessionmaker
 from callingbox_server.errors import ErrorBody, ServiceUnavailable, install_error_handlers
-from callingbox_server.http import RETRY_AFTER_SECONDS, RequestContextMiddleware
+from callingbox_server.http import (
+    RETRY_AFTER_SECONDS,
+    RequestContextMiddleware,
+    install_log_redaction,
+)
 from callingbox_server.numbers.providers import create_provider
 from callingbox_server.numbers.router import router as numbers_router
 from callingbox_server.runtime import resolve_runtime
@@ -73,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessionmaker = create_sessionmaker(engine)
     app.state.key_hash_secret = runtime.key_hash_secret
     app.state.numbers_provider = create_provider(settings.numbers_provider)
+    install_log_redaction()
     install_error_handlers(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     app.include_router(agents_router)

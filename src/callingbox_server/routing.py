@@ -5,15 +5,17 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
-from pydantic import BaseModel
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, WithJsonSchema
 from starlette.responses import Response
 
 from callingbox_server.errors import ErrorBody, InvalidRequest, UnsupportedMediaType
 from callingbox_server.http import JSON_CONTENT_TYPE
-from callingbox_server.preconditions import IfMatch, etag_of, to_json
+from callingbox_server.preconditions import IF_MATCH_PATTERN, IfMatch, etag_of, to_json
 
 _DESCRIPTIONS = {
-    400: "Invalid request: malformed JSON, a wrong or missing field, or a bad query parameter.",
+    400: "Invalid request: malformed JSON, or a wrong field, query parameter or header.",
     401: "Missing, malformed, unknown, revoked or expired API key.",
     404: "No such object in the caller's organization.",
     409: "The request conflicts with the current state, or its Idempotency-Key is in use.",
@@ -56,6 +58,12 @@ def representation(model: BaseModel, status_code: int = 200) -> Response:
     )
 
 
+def optional_header(pattern: str, **schema: Any) -> WithJsonSchema:
+    """An optional header's schema: a string (never ``null``) that matches ``pattern``, which
+    the route checks itself."""
+    return WithJsonSchema({"type": "string", "pattern": f"^{pattern}$", **schema})
+
+
 def _if_match(
     if_match: Annotated[
         str | None,
@@ -63,6 +71,7 @@ def _if_match(
             alias="If-Match",
             description="Apply the change only if the object's ETag is still this one (else 412).",
         ),
+        optional_header(IF_MATCH_PATTERN, examples=['"3f0a4cbe5f1d2e7a9b6c8d0e1f2a3b4c"']),
     ] = None,
 ) -> IfMatch | None:
     return None if if_match is None else IfMatch.parse(if_match)
@@ -90,3 +99,21 @@ async def require_json(request: Request) -> None:
     """A body, when there is one, must be JSON (checked after auth, before validation)."""
     if await request.body() and not _is_json(request.headers.get("content-type", "")):
         raise UnsupportedMediaType("request body must be sent as Content-Type: application/json")
+
+
+def _declares_query_parameters(dependant: Dependant) -> bool:
+    return bool(dependant.query_params) or any(
+        _declares_query_parameters(sub) for sub in dependant.dependencies
+    )
+
+
+def reject_unknown_query_parameters(request: Request) -> None:
+    """Routes with a query model forbid unknown fields themselves; the others take none at all."""
+    route = request.scope.get("route")
+    if (
+        request.query_params
+        and isinstance(route, APIRoute)
+        and not _declares_query_parameters(route.dependant)
+    ):
+        name = next(iter(request.query_params))
+        raise InvalidRequest(f"unknown query parameter: {name}")

@@ -20,6 +20,7 @@ from callingbox_server.routing import (
     error_responses,
     object_responses,
     reject_repeated_query_parameters,
+    reject_unknown_query_parameters,
     representation,
     require_json,
 )
@@ -43,7 +44,11 @@ NumberId = Annotated[uuid.UUID, Depends(_number_id)]
 router = APIRouter(
     prefix="/v1/agents",
     tags=["agents"],
-    dependencies=[Depends(authenticate), Depends(reject_repeated_query_parameters)],
+    dependencies=[
+        Depends(authenticate),
+        Depends(reject_repeated_query_parameters),
+        Depends(reject_unknown_query_parameters),
+    ],
 )
 _json = [Depends(require_json)]
 
@@ -102,7 +107,7 @@ async def update_agent(
     )
 
 
-@router.delete("/{id}", response_model=schemas.Agent, responses=object_responses(404, 412))
+@router.delete("/{id}", response_model=schemas.Agent, responses=object_responses(400, 404, 412))
 async def archive_agent(
     session: SessionDep, principal: PrincipalDep, agent_id: AgentId, if_match: IfMatchDep
 ) -> Response:
@@ -138,7 +143,7 @@ async def attach_number(
 @router.delete(
     "/{id}/numbers/{number_id}",
     response_model=schemas.Agent,
-    responses=object_responses(404, 409, 412),
+    responses=object_responses(400, 404, 409, 412),
 )
 async def detach_number(
     session: SessionDep,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 import uuid
 from typing import Annotated, Any, Literal
 
@@ -28,6 +27,7 @@ from callingbox_server.common import (
     SINGLE_LINE,
     PageQuery,
     RequestModel,
+    TextRule,
     Timestamp,
 )
 from callingbox_server.numbers.schemas import Number
@@ -41,20 +41,35 @@ MAX_JSON_DEPTH = 32
 _http_url = TypeAdapter(AnyHttpUrl)
 
 
-_URL_SHAPE = re.compile(r"https?://[^\s/?#]+(?:[/?#]\S*)?", re.IGNORECASE)
+# An absolute http(s) URL written out in full: optional user info, a DNS name (its last label
+# starts with a letter, so it is never read as an IPv4 address) or a dotted-quad IPv4 address, an
+# optional port 1..65535, then printable ASCII. It is the server's rule and the OpenAPI pattern.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+URL_PATTERN = (
+    rf"^[Hh][Tt][Tt][Pp][Ss]?://(?:[A-Za-z0-9._~!$&'()*+,;=:%-]*@)?"
+    rf"(?:(?:{_LABEL}\.)*[A-Za-z](?:[A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?|{_OCTET}(?:\.{_OCTET}){{3}})"
+    rf"(?::{_PORT})?(?:[/?#][!-~]*)?$"
+)
+_URL_MESSAGE = "must be an absolute http(s) URL such as https://example.com/hook"
 
 
 def _absolute_http_url(value: str) -> str:
-    # pydantic's parser is lenient ("http:x.com" passes) and rewrites what it parses, so the shape
-    # is checked on the caller's own text, which is what gets stored.
-    url = _http_url.validate_python(value) if _URL_SHAPE.fullmatch(value) else None
-    if url is None or not url.host:
-        raise ValueError("must be an absolute http(s) URL such as https://example.com/hook")
+    # The pattern decides; pydantic's parser, which is more lenient, must agree as well.
+    url = _http_url.validate_python(value)
+    if not url.host:
+        raise ValueError(_URL_MESSAGE)
     return value
 
 
+# The syntax of a BCP-47 tag (subtags of 1..8 letters or digits, the first letters only); whether
+# its subtags are registered is checked by langcodes, which the pattern cannot say.
+LANGUAGE_PATTERN = r"^[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*$"
+
+
 def _bcp47(value: str) -> str:
-    if "_" in value or not langcodes.tag_is_valid(value):
+    if not langcodes.tag_is_valid(value):
         raise ValueError("must be a BCP-47 language tag such as en, en-US or es-419")
     return value
 
@@ -101,16 +116,41 @@ def _json_schema_object(value: dict[str, Any]) -> dict[str, Any]:
 
 
 JsonObject = Annotated[dict[str, Any], AfterValidator(_plain_json)]
-JsonSchemaObject = Annotated[JsonObject, AfterValidator(_json_schema_object)]
-Url = Annotated[
-    str, StringConstraints(max_length=2048), SINGLE_LINE, AfterValidator(_absolute_http_url)
+JsonSchemaObject = Annotated[
+    JsonObject,
+    AfterValidator(_json_schema_object),
+    Field(json_schema_extra={"properties": {"type": {"const": "object"}}, "required": ["type"]}),
 ]
-Language = Annotated[str, StringConstraints(max_length=64), SINGLE_LINE, AfterValidator(_bcp47)]
+Url = Annotated[
+    str,
+    StringConstraints(max_length=2048),
+    TextRule(URL_PATTERN, _URL_MESSAGE),
+    AfterValidator(_absolute_http_url),
+]
+Language = Annotated[
+    str,
+    StringConstraints(max_length=64),
+    TextRule(LANGUAGE_PATTERN, "must be a BCP-47 language tag such as en, en-US or es-419"),
+    AfterValidator(_bcp47),
+]
 ToolName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 HeaderName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$")]
 HeaderValue = Annotated[str, StringConstraints(max_length=4096), SINGLE_LINE]
 ReturnName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
 Policy = Literal["read", "confirm_first_write"]
+
+
+def _integral_float(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# JSON has one number type: 1500.0 is the integer 1500 (as JSON Schema counts it), "1500" is not.
+TimeoutMs = Annotated[StrictInt, Field(ge=100, le=60_000), BeforeValidator(_integral_float)]
+# A key that does not match the pattern is refused, which patternProperties alone does not say.
+_ONLY_PATTERN_KEYS = {"additionalProperties": False}
+Headers = Annotated[
+    dict[HeaderName, HeaderValue], Field(max_length=32, json_schema_extra=_ONLY_PATTERN_KEYS)
+]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200), SINGLE_LINE, NOT_BLANK]
 LongText = Annotated[str, StringConstraints(max_length=32_000), MULTI_LINE]
 Voice = Annotated[str, StringConstraints(min_length=1, max_length=100), SINGLE_LINE, NOT_BLANK]
@@ -126,8 +166,8 @@ class HttpTool(RequestModel):
     policy: Policy
     url: Url
     parameters: JsonSchemaObject
-    headers: dict[HeaderName, HeaderValue] | None = Field(default=None, max_length=32)
-    timeout_ms: StrictInt | None = Field(default=None, ge=100, le=60_000)
+    headers: Headers | None = None
+    timeout_ms: TimeoutMs | None = None
 
 
 class BuiltinTool(RequestModel):
@@ -144,7 +184,8 @@ class BuiltinTool(RequestModel):
 
 Tool = Annotated[HttpTool | BuiltinTool, Field(discriminator="type")]
 Returns = Annotated[
-    dict[ReturnName, Literal["string", "number", "boolean"]], Field(max_length=MAX_RETURNS)
+    dict[ReturnName, Literal["string", "number", "boolean"]],
+    Field(max_length=MAX_RETURNS, json_schema_extra=_ONLY_PATTERN_KEYS),
 ]
 
 
@@ -197,7 +238,10 @@ class AgentCreate(AgentFields):
     type: AgentType
     voicemail_action: VoicemailAction = "hangup"
     number_ids: list[uuid.UUID] | None = Field(
-        default=None, max_length=100, description="Numbers to attach, in order."
+        default=None,
+        max_length=100,
+        description="Numbers to attach, in order.",
+        json_schema_extra={"uniqueItems": True},
     )
     primary_number_id: uuid.UUID | None = Field(
         default=None, description="One of number_ids; defaults to the first of them."

@@ -22,6 +22,7 @@ from callingbox_server.routing import (
     error_responses,
     object_responses,
     reject_repeated_query_parameters,
+    reject_unknown_query_parameters,
     representation,
     require_json,
 )
@@ -53,7 +54,11 @@ ProviderDep = Annotated[NumbersProvider, Depends(_provider)]
 router = APIRouter(
     prefix="/v1/numbers",
     tags=["numbers"],
-    dependencies=[Depends(authenticate), Depends(reject_repeated_query_parameters)],
+    dependencies=[
+        Depends(authenticate),
+        Depends(reject_repeated_query_parameters),
+        Depends(reject_unknown_query_parameters),
+    ],
 )
 
 
@@ -107,7 +112,7 @@ async def get_number(session: SessionDep, principal: PrincipalDep, number_id: Nu
 
 
 @router.delete(
-    "/{id:number_id}", response_model=schemas.Number, responses=object_responses(404, 412)
+    "/{id:number_id}", response_model=schemas.Number, responses=object_responses(400, 404, 412)
 )
 async def release_number(
     session: SessionDep,

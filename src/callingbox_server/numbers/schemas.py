@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from callingbox_server.common import PageQuery, RequestModel, Timestamp
 
@@ -52,10 +52,18 @@ class NumberListQuery(PageQuery):
     status: Literal["active", "released"] = "active"
 
 
+# The service refuses N11 codes with a message of its own; the document states both rules.
+AreaCode = Annotated[
+    str,
+    StringConstraints(pattern=r"^[2-9][0-9]{2}$"),
+    Field(json_schema_extra={"pattern": r"^[2-9](?:[02-9][0-9]|1[02-9])$"}),
+]
+
+
 class AvailableQuery(RequestModel):
     country_code: Literal["US"] = Field(default="US", description="Only US numbers are offered.")
-    area_code: str | None = Field(
-        default=None, pattern=r"^[2-9][0-9]{2}$", description="Three-digit area code."
+    area_code: AreaCode | None = Field(
+        default=None, description="Three-digit area code; not an N11 service code (211 ... 911)."
     )
     number_type: NumberType | None = None
     limit: int = Field(default=10, ge=1, le=50)
