@@ -93,7 +93,8 @@ class TestSettingsNames:
             default = getattr(defaults, field)
             if default is None:
                 continue  # an example value of an optional setting
-            assert value == str(default), name
+            shown_default = str(default).lower() if isinstance(default, bool) else str(default)
+            assert value == shown_default, name
 
     def test_readme_configuration_table_lists_every_setting(self) -> None:
         rows = re.findall(r"^\| `(CALLINGBOX_[A-Z0-9_]+)` \|", read("README.md"), re.M)

@@ -42,7 +42,7 @@ router = APIRouter(
 _json = [Depends(require_json)]
 
 
-@router.get("", responses=error_responses(400))
+@router.get("", summary="List agents", responses=error_responses(400))
 async def list_agents(
     session: SessionDep, principal: PrincipalDep, query: Annotated[schemas.AgentListQuery, Query()]
 ) -> Page[schemas.Agent]:
@@ -51,7 +51,11 @@ async def list_agents(
 
 
 @router.post(
-    "", status_code=201, dependencies=_json, responses=error_responses(*BODY_ERRORS, 404, 409)
+    "",
+    status_code=201,
+    summary="Create an agent",
+    dependencies=_json,
+    responses=error_responses(*BODY_ERRORS, 404, 409),
 )
 async def create_agent(
     session: SessionDep, principal: PrincipalDep, body: schemas.AgentCreate
@@ -60,7 +64,7 @@ async def create_agent(
     return await service.create_agent(session, principal, body)
 
 
-@router.get("/{id}", responses=error_responses(404))
+@router.get("/{id}", summary="Get an agent", responses=error_responses(404))
 async def get_agent(
     session: SessionDep, principal: PrincipalDep, agent_id: AgentId
 ) -> schemas.Agent:
@@ -68,7 +72,12 @@ async def get_agent(
     return await service.get_agent(session, principal, agent_id)
 
 
-@router.patch("/{id}", dependencies=_json, responses=error_responses(*BODY_ERRORS, 404, 409))
+@router.patch(
+    "/{id}",
+    summary="Update an agent",
+    dependencies=_json,
+    responses=error_responses(*BODY_ERRORS, 404, 409),
+)
 async def update_agent(
     session: SessionDep, principal: PrincipalDep, agent_id: AgentId, body: schemas.AgentUpdate
 ) -> schemas.Agent:
@@ -76,7 +85,7 @@ async def update_agent(
     return await service.update_agent(session, principal, agent_id, body)
 
 
-@router.delete("/{id}", responses=error_responses(404))
+@router.delete("/{id}", summary="Archive an agent", responses=error_responses(404))
 async def archive_agent(
     session: SessionDep, principal: PrincipalDep, agent_id: AgentId
 ) -> schemas.Agent:
@@ -84,7 +93,12 @@ async def archive_agent(
     return await service.archive_agent(session, principal, agent_id)
 
 
-@router.post("/{id}/numbers", dependencies=_json, responses=error_responses(*BODY_ERRORS, 404, 409))
+@router.post(
+    "/{id}/numbers",
+    summary="Attach a number to an agent",
+    dependencies=_json,
+    responses=error_responses(*BODY_ERRORS, 404, 409),
+)
 async def attach_number(
     session: SessionDep, principal: PrincipalDep, agent_id: AgentId, body: schemas.AttachNumber
 ) -> schemas.Agent:
@@ -92,7 +106,11 @@ async def attach_number(
     return await service.attach_number(session, principal, agent_id, body)
 
 
-@router.delete("/{id}/numbers/{number_id}", responses=error_responses(404, 409))
+@router.delete(
+    "/{id}/numbers/{number_id}",
+    summary="Detach a number from an agent",
+    responses=error_responses(404, 409),
+)
 async def detach_number(
     session: SessionDep, principal: PrincipalDep, agent_id: AgentId, number_id: NumberId
 ) -> schemas.Agent:
@@ -101,7 +119,10 @@ async def detach_number(
 
 
 @router.put(
-    "/{id}/primary-number", dependencies=_json, responses=error_responses(*BODY_ERRORS, 404, 409)
+    "/{id}/primary-number",
+    summary="Set an agent's primary number",
+    dependencies=_json,
+    responses=error_responses(*BODY_ERRORS, 404, 409),
 )
 async def set_primary_number(
     session: SessionDep, principal: PrincipalDep, agent_id: AgentId, body: schemas.SetPrimaryNumber

@@ -51,7 +51,7 @@ router = APIRouter(
 )
 
 
-@router.get("", responses=error_responses(400))
+@router.get("", summary="List your phone numbers", responses=error_responses(400))
 async def list_numbers(
     session: SessionDep,
     principal: PrincipalDep,
@@ -61,7 +61,7 @@ async def list_numbers(
     return await service.list_numbers(session, principal, query)
 
 
-@router.get("/available", responses=error_responses(400))
+@router.get("/available", summary="Search available numbers", responses=error_responses(400))
 async def search_available_numbers(
     session: SessionDep,
     provider: ProviderDep,
@@ -74,6 +74,7 @@ async def search_available_numbers(
 @router.post(
     "/purchase",
     status_code=201,
+    summary="Purchase a phone number",
     dependencies=[Depends(require_json)],
     responses=error_responses(*BODY_ERRORS, 409),
 )
@@ -87,7 +88,7 @@ async def purchase_number(
     return await service.purchase_number(session, principal, provider, body)
 
 
-@router.get("/{id:number_id}", responses=error_responses(404))
+@router.get("/{id:number_id}", summary="Get a phone number", responses=error_responses(404))
 async def get_number(
     session: SessionDep, principal: PrincipalDep, number_id: NumberId
 ) -> schemas.Number:
@@ -95,7 +96,7 @@ async def get_number(
     return await service.get_number(session, principal, number_id)
 
 
-@router.delete("/{id:number_id}", responses=error_responses(404))
+@router.delete("/{id:number_id}", summary="Release a phone number", responses=error_responses(404))
 async def release_number(
     session: SessionDep, principal: PrincipalDep, provider: ProviderDep, number_id: NumberId
 ) -> schemas.Number:
