@@ -48,11 +48,20 @@ def _drop_color_message(_: WrappedLogger, __: str, event_dict: EventDict) -> Eve
     return event_dict
 
 
+def _leading_keys(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    # When, how bad and what first: JSON keys keep the order they are written in.
+    first = {key: event_dict.pop(key) for key in _FIRST if key in event_dict}
+    return {**first, **event_dict}
+
+
+_FIRST = ("timestamp", "level", "event", "logger")
+
+
 def formatter(log_format: LogFormat) -> logging.Formatter:
     renderer: Any
     if log_format == "json":
         renderer = structlog.processors.JSONRenderer()
-        last = [structlog.processors.format_exc_info, renderer]
+        last = [structlog.processors.format_exc_info, _leading_keys, renderer]
     else:
         last = [structlog.dev.ConsoleRenderer(colors=False)]
     return structlog.stdlib.ProcessorFormatter(
