@@ -169,6 +169,16 @@ def page_of(rows: Sequence[T], cursor: Cursor | None, limit: int) -> tuple[list[
     return items, has_more
 
 
+def _page_example(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """A page's OpenAPI example: one item, from the item model's own example."""
+    items = model.__pydantic_generic_metadata__["args"]
+    extra = items[0].model_config.get("json_schema_extra") if items else None
+    if isinstance(extra, dict) and isinstance(extra.get("examples"), list):
+        schema["examples"] = [{"data": extra["examples"][:1], "has_more": False}]
+
+
 class Page(BaseModel, Generic[T]):
+    model_config = ConfigDict(json_schema_extra=_page_example)
+
     data: list[T]
     has_more: bool

@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+LogFormat = Literal["text", "json"]
 
 
 class Settings(BaseSettings):
@@ -26,6 +27,10 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1, le=64)
     data_dir: Path = Path(".callingbox")
     log_level: LogLevel = "info"
+    log_format: LogFormat = Field(
+        default="text", description="text for people, json (one object a line) for log pipelines."
+    )
+    metrics_enabled: bool = Field(default=True, description="Serve Prometheus metrics at /metrics.")
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     key_hash_secret: SecretStr | None = Field(
         default=None,
@@ -43,7 +48,7 @@ class Settings(BaseSettings):
             return None
         return to_asyncpg_url(value.strip())
 
-    @field_validator("log_level", mode="before")
+    @field_validator("log_level", "log_format", mode="before")
     @classmethod
     def _lower_log_level(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value

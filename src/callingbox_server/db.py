@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from callingbox_server.config import Settings
+from callingbox_server.metrics import ObservedPool
 
 APPLICATION_NAME = "callingbox-server"
 
@@ -21,6 +22,7 @@ APPLICATION_NAME = "callingbox-server"
 def create_engine(database_url: str, settings: Settings) -> AsyncEngine:
     return create_async_engine(
         database_url,
+        poolclass=ObservedPool,  # asyncpg's default pool, reporting waits to the metrics
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_connect_timeout,

@@ -6,15 +6,20 @@ import asyncio
 import json
 import logging
 import re
+import time
 import uuid
 from typing import Any
 from urllib.parse import unquote
 
 import sqlalchemy.exc
+import structlog
 from fastapi import HTTPException
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from callingbox_server.logs import log_request
+from callingbox_server.metrics import UNMATCHED_ROUTE, Metrics
 
 logger = logging.getLogger("callingbox_server")
 
@@ -98,12 +103,15 @@ class RequestContextMiddleware:
     """Gives every request an id (echoed, or new) and every response the ``X-Request-Id`` header.
 
     It also answers for anything the app let escape: a database outage becomes 503 with
-    ``Retry-After``, any other exception a logged 500 whose body holds nothing internal.
+    ``Retry-After``, any other exception a logged 500 whose body holds nothing internal. Then it
+    writes the request's log line and counts it in the metrics. Every line logged meanwhile
+    carries the request id.
     """
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, metrics: Metrics | None = None) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -111,6 +119,31 @@ class RequestContextMiddleware:
             return
         request_id = _incoming_request_id(scope) or str(uuid.uuid4())
         scope.setdefault("state", {})["request_id"] = request_id
+        status: int | None = None
+        started = time.perf_counter()
+
+        async def send_observed(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            try:
+                await self._answer(scope, receive, send_observed, request_id)
+            finally:
+                if status is not None:  # else nothing was answered (cancelled): nothing to count
+                    self._observe(scope, status, time.perf_counter() - started)
+
+    def _observe(self, scope: Scope, status: int, seconds: float) -> None:
+        # Routing put the matched route in the scope; its template keeps the label values few.
+        route = getattr(scope.get("route"), "path_format", None) or UNMATCHED_ROUTE
+        org_id = scope["state"].get("org_id")  # set by the bearer dependency
+        log_request(scope["method"], route, status, seconds, org_id)
+        if self.metrics is not None:
+            self.metrics.observe_request(scope["method"], route, status, seconds)
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         response_started = False
         received_bytes = 0
 
@@ -144,13 +177,16 @@ class RequestContextMiddleware:
             await self.app(scope, receive_within_limit, send_with_request_id)
         except Exception as exc:
             if response_started:
-                logger.exception("error after the response started, request_id=%s", request_id)
-                raise
+                # Too late for an error body. Logged here, once, with the request id: re-raising
+                # would have uvicorn log the traceback again, without it (it closes the
+                # connection of an unfinished response either way).
+                logger.exception("error after the response started")
+                return
             if is_database_unavailable(exc):
-                logger.warning("database unavailable, request_id=%s: %r", request_id, exc)
+                logger.warning("database unavailable: %r", exc)
                 status, code, message = 503, "unavailable", "the database is unavailable, retry"
             else:
-                logger.exception("unhandled error, request_id=%s", request_id)
+                logger.exception("unhandled error")
                 status, code, message = 500, "internal_error", "internal error"
             body, headers = _error_body(request_id, status, code, message)
             if status == 503:

@@ -53,7 +53,7 @@ router = APIRouter(
 _json = [Depends(require_json)]
 
 
-@router.get("", responses=error_responses(400))
+@router.get("", summary="List agents", responses=error_responses(400))
 async def list_agents(
     session: SessionDep, principal: PrincipalDep, query: Annotated[schemas.AgentListQuery, Query()]
 ) -> Page[schemas.Agent]:
@@ -64,6 +64,7 @@ async def list_agents(
 @router.post(
     "",
     status_code=201,
+    summary="Create an agent",
     response_model=schemas.Agent,
     dependencies=_json,
     responses=object_responses(*BODY_ERRORS, *IDEMPOTENT_ERRORS, 404, status_code=201),
@@ -82,7 +83,9 @@ async def create_agent(
     return await idempotency.run(create)
 
 
-@router.get("/{id}", response_model=schemas.Agent, responses=object_responses(404))
+@router.get(
+    "/{id}", summary="Get an agent", response_model=schemas.Agent, responses=object_responses(404)
+)
 async def get_agent(session: SessionDep, principal: PrincipalDep, agent_id: AgentId) -> Response:
     """Retrieve an agent, archived or not."""
     return representation(await service.get_agent(session, principal, agent_id))
@@ -90,6 +93,7 @@ async def get_agent(session: SessionDep, principal: PrincipalDep, agent_id: Agen
 
 @router.patch(
     "/{id}",
+    summary="Update an agent",
     response_model=schemas.Agent,
     dependencies=_json,
     responses=object_responses(*BODY_ERRORS, 404, 409, 412),
@@ -107,7 +111,12 @@ async def update_agent(
     )
 
 
-@router.delete("/{id}", response_model=schemas.Agent, responses=object_responses(400, 404, 412))
+@router.delete(
+    "/{id}",
+    summary="Archive an agent",
+    response_model=schemas.Agent,
+    responses=object_responses(400, 404, 412),
+)
 async def archive_agent(
     session: SessionDep, principal: PrincipalDep, agent_id: AgentId, if_match: IfMatchDep
 ) -> Response:
@@ -119,6 +128,7 @@ async def archive_agent(
 
 @router.post(
     "/{id}/numbers",
+    summary="Attach a number to an agent",
     response_model=schemas.Agent,
     dependencies=_json,
     responses=object_responses(*BODY_ERRORS, *IDEMPOTENT_ERRORS, 404, 412),
@@ -142,6 +152,7 @@ async def attach_number(
 
 @router.delete(
     "/{id}/numbers/{number_id}",
+    summary="Detach a number from an agent",
     response_model=schemas.Agent,
     responses=object_responses(400, 404, 409, 412),
 )
@@ -160,6 +171,7 @@ async def detach_number(
 
 @router.put(
     "/{id}/primary-number",
+    summary="Set an agent's primary number",
     response_model=schemas.Agent,
     dependencies=_json,
     responses=object_responses(*BODY_ERRORS, 404, 409, 412),

@@ -12,6 +12,7 @@ from pydantic import (
     AnyHttpUrl,
     BaseModel,
     BeforeValidator,
+    ConfigDict,
     Field,
     StrictBool,
     StrictInt,
@@ -20,6 +21,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.config import JsonDict
 
 from callingbox_server.common import (
     MULTI_LINE,
@@ -30,7 +32,47 @@ from callingbox_server.common import (
     TextRule,
     Timestamp,
 )
-from callingbox_server.numbers.schemas import Number
+from callingbox_server.numbers.schemas import (
+    AGENT_ID_EXAMPLE,
+    NUMBER_EXAMPLE,
+    NUMBER_ID_EXAMPLE,
+    TIMESTAMP_EXAMPLE,
+    Number,
+)
+
+# OpenAPI examples, in the shapes of the CallingBox API reference.
+_RETURNS_EXAMPLE: JsonDict = {"confirmed": "boolean", "reschedule_to": "string"}
+_INSTRUCTIONS_EXAMPLE = "Confirm tomorrow's appointment; offer to reschedule if needed."
+AGENT_CREATE_EXAMPLE: JsonDict = {
+    "name": "Appointment reminders",
+    "type": "outbound",
+    "instructions": _INSTRUCTIONS_EXAMPLE,
+    "language": "en-US",
+    "returns": _RETURNS_EXAMPLE,
+    "webhook_url": "https://example.com/callingbox/webhook",
+    "voicemail_action": "leave_message",
+    "number_ids": [NUMBER_ID_EXAMPLE],
+}
+AGENT_EXAMPLE: JsonDict = {
+    "id": AGENT_ID_EXAMPLE,
+    "org_id": "7d1f0e2a-3b4c-4d5e-8f60-718293a4b5c6",
+    "user_id": "c3a1e5d7-2b4f-4e6a-9c8d-0f1e2d3c4b5a",
+    "name": "Appointment reminders",
+    "type": "outbound",
+    "persona": None,
+    "instructions": _INSTRUCTIONS_EXAMPLE,
+    "voice": None,
+    "language": "en-US",
+    "returns": _RETURNS_EXAMPLE,
+    "tools": None,
+    "webhook_url": "https://example.com/callingbox/webhook",
+    "voicemail_action": "leave_message",
+    "primary_number_id": NUMBER_ID_EXAMPLE,
+    "archived_at": None,
+    "created_at": TIMESTAMP_EXAMPLE,
+    "updated_at": TIMESTAMP_EXAMPLE,
+    "numbers": [NUMBER_EXAMPLE],
+}
 
 AgentType = Literal["inbound", "outbound"]
 VoicemailAction = Literal["hangup", "leave_message"]
@@ -234,6 +276,8 @@ class AgentFields(RequestModel):
 
 
 class AgentCreate(AgentFields):
+    model_config = ConfigDict(json_schema_extra={"examples": [AGENT_CREATE_EXAMPLE]})
+
     name: Name = Field(examples=["Appointment reminders"])
     type: AgentType
     voicemail_action: VoicemailAction = "hangup"
@@ -279,6 +323,12 @@ READ_ONLY_FIELDS = (
 class AgentUpdate(AgentFields):
     """Only the fields present change; an explicit null clears a nullable field."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"instructions": _INSTRUCTIONS_EXAMPLE, "voicemail_action": "hangup"}]
+        }
+    )
+
     # Not nullable: None only stands for "absent", so the schema does not offer null.
     name: Annotated[Name | None, BeforeValidator(_not_null)] = Field(
         default=None, json_schema_extra=_without_null
@@ -301,11 +351,17 @@ class AgentUpdate(AgentFields):
 
 
 class AttachNumber(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"number_id": NUMBER_ID_EXAMPLE, "set_as_primary": True}]}
+    )
+
     number_id: uuid.UUID
     set_as_primary: StrictBool = False
 
 
 class SetPrimaryNumber(RequestModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"number_id": NUMBER_ID_EXAMPLE}]})
+
     number_id: uuid.UUID
 
 
@@ -315,6 +371,8 @@ class AgentListQuery(PageQuery):
 
 
 class Agent(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [AGENT_EXAMPLE]})
+
     id: uuid.UUID
     org_id: uuid.UUID
     user_id: str = Field(description="Id of the API key that created the agent.")
