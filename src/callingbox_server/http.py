@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
@@ -14,6 +13,8 @@ from fastapi import HTTPException
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from callingbox_server import outages
 
 logger = logging.getLogger("callingbox_server")
 
@@ -40,13 +41,11 @@ def _incoming_request_id(scope: Scope) -> str | None:
 
 def is_database_unavailable(exc: BaseException) -> bool:
     """Connection-level failures (refused, timed out, dropped), not errors in our own SQL."""
-    if isinstance(exc, sqlalchemy.exc.TimeoutError | ConnectionError | asyncio.TimeoutError):
+    if isinstance(exc, sqlalchemy.exc.TimeoutError):  # no pool slot came free in time
         return True
-    if isinstance(exc, OSError):
+    if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated:
         return True
-    if isinstance(exc, sqlalchemy.exc.DBAPIError):
-        return exc.connection_invalidated or isinstance(exc, sqlalchemy.exc.InterfaceError)
-    return False
+    return outages.is_connection_failure(exc)
 
 
 def _error_body(request_id: str, status: int, code: str, message: str) -> tuple[bytes, list[Any]]:
