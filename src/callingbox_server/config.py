@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     db_connect_timeout: float = Field(default=1.0, gt=0)
     db_pool_timeout: float = Field(default=0.75, gt=0)
     db_command_timeout: float = Field(default=1.5, gt=0)
+    # On SIGTERM, requests in progress get this long to finish before they are cancelled.
+    shutdown_timeout: int = Field(default=8, ge=1, le=3600)
 
     @field_validator("database_url")
     @classmethod

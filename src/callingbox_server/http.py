@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -22,6 +23,7 @@ _WELL_FORMED_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 RETRY_AFTER_SECONDS = "1"
 _TOO_LARGE = "request body is too large"
+_SHUTTING_DOWN = "the server is shutting down, retry"
 
 
 def request_id_of(request: Request) -> str:
@@ -107,6 +109,15 @@ class RequestContextMiddleware:
             return
         try:
             await self.app(scope, receive_within_limit, send_with_request_id)
+        except asyncio.CancelledError:
+            # uvicorn cancels what still runs when the graceful shutdown timeout is over: tell
+            # the client to retry, rather than let uvicorn send its plain-text 500.
+            if not response_started:
+                body, headers = _error_body(request_id, 503, "unavailable", _SHUTTING_DOWN)
+                headers.append((b"retry-after", RETRY_AFTER_SECONDS.encode()))
+                await send({"type": "http.response.start", "status": 503, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+            raise
         except Exception as exc:
             if response_started:
                 logger.exception("error after the response started, request_id=%s", request_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import version
@@ -22,6 +23,7 @@ from callingbox_server.numbers.router import router as numbers_router
 from callingbox_server.runtime import resolve_runtime
 
 READY_TIMEOUT_SECONDS = 2.0
+DISPOSE_TIMEOUT_SECONDS = 2.0
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -32,7 +34,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
-        await engine.dispose()
+        # Closing waits on each connection's goodbye; an unreachable server must not stall exit.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(DISPOSE_TIMEOUT_SECONDS):
+                await engine.dispose()
 
     app = FastAPI(
         title="CallingBox API (self-hosted)",
