@@ -8,7 +8,8 @@ dialect does only when asyncpg has already marked the connection closed. A termi
 also surface as ``AdminShutdownError`` before asyncpg sees the socket close, or as
 ``InternalClientError`` with the protocol left mid-operation, and such a connection would go back
 into the pool (https://github.com/sqlalchemy/sqlalchemy/issues/13241,
-https://github.com/MagicStack/asyncpg/issues/1069): ``handle_error`` marks those as disconnects.
+https://github.com/MagicStack/asyncpg/issues/1069): ``handle_error`` marks those as disconnects,
+and closes them at once.
 """
 
 from __future__ import annotations
@@ -87,5 +88,12 @@ def discard_broken_connections(engine: AsyncEngine) -> None:
 
     @event.listens_for(sync_engine, "handle_error")
     def invalidate_on_connection_failure(context: ExceptionContext) -> None:
-        if not context.is_disconnect and is_connection_failure(context.original_exception):
-            context.is_disconnect = True
+        if not is_connection_failure(context.original_exception):
+            return
+        context.is_disconnect = True
+        connection = context.connection
+        driver = None if connection is None or connection.invalidated else connection.connection
+        if driver is not None and driver.driver_connection is not None:
+            # Close the socket now. SQLAlchemy would say goodbye first (asyncpg close(), up to
+            # 2 s), in the request, to a server that may not be answering at all.
+            driver.driver_connection.terminate()
