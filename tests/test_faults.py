@@ -140,24 +140,25 @@ class ThrowawayPostgres:
     def stop(self, mode: str = "fast") -> None:
         self._pg_ctl("-m", mode, "stop")
 
-    def processes(self) -> list[psutil.Process]:
-        postmaster = psutil.Process(int((self.pgdata / "postmaster.pid").read_text().split()[0]))
-        return [postmaster, *postmaster.children(recursive=True)]
-
     @contextlib.contextmanager
     def frozen(self) -> Iterator[None]:
         """Every PostgreSQL process stopped (SIGSTOP): connections open, nothing answers.
 
         What a server that hangs, or a network that drops packets, looks like to the client.
         """
-        processes = self.processes()
-        for process in processes:
-            process.suspend()
+        postmaster = psutil.Process(int((self.pgdata / "postmaster.pid").read_text().split()[0]))
+        postmaster.suspend()  # first: it forks no backend after this
+        processes = [postmaster]
         try:
+            for child in postmaster.children(recursive=True):
+                with contextlib.suppress(psutil.NoSuchProcess):  # a backend that just ended
+                    child.suspend()
+                    processes.append(child)
             yield
         finally:
             for process in processes:
-                process.resume()
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    process.resume()
 
 
 @pytest.fixture(scope="module")
