@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=5, ge=0, le=200)
     # Together these bound how long a request waits on a database that does not answer (503 after):
     # a pool slot (pool), then a new connection (connect), or one statement (command).
-    db_connect_timeout: float = Field(default=1.0, gt=0)
+    db_connect_timeout: float = Field(default=0.75, gt=0)
     db_pool_timeout: float = Field(default=0.5, gt=0)
     db_command_timeout: float = Field(default=1.25, gt=0)
     # On SIGTERM, requests in progress get this long to finish before they are cancelled.
