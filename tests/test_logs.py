@@ -189,3 +189,23 @@ class TestErrors:
             500,
             "boom-42",
         )
+
+    async def test_a_text_traceback_is_plain_and_shows_no_locals(
+        self,
+        failing_app: FastAPI,
+        captured_logging: None,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """Tracebacks never print frame locals (rich would, when installed): they can hold a
+        caller's key, and rendering them for a deep stack takes seconds."""
+        configure_logging("info", "text")
+        transport = httpx.ASGITransport(app=failing_app)
+        key = "sk_live_" + "L" * 43
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            r = await client.get("/v1/boom", headers={"Authorization": f"Bearer {key}"})
+        assert r.status_code == 500
+        err = capsys.readouterr().err
+        assert "Traceback (most recent call last):" in err
+        assert "RuntimeError: boom: the cause" in err
+        assert "locals" not in err
+        assert key not in err

@@ -68,8 +68,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         # Workers are separate processes: hand them the server we started and its secret.
         os.environ["CALLINGBOX_DATABASE_URL"] = runtime.database_url
         os.environ["CALLINGBOX_KEY_HASH_SECRET"] = runtime.key_hash_secret.decode()
-    # uvicorn re-raises the SIGTERM it caught once it has shut down; exit through Python then,
-    # so that atexit stops the embedded PostgreSQL instead of the signal killing us outright.
+    # On SIGTERM uvicorn stops accepting, lets requests in progress finish (at most
+    # shutdown_timeout), runs the lifespan shutdown, restores this handler and re-raises the
+    # signal: exit through Python then, so that atexit stops the embedded PostgreSQL instead of
+    # the signal killing us outright. With --workers the supervisor forwards SIGTERM to each
+    # worker, waits for them, and returns normally.
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     prepare_multiprocess_dir(args.workers)
     uvicorn.run(
@@ -86,6 +89,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         access_log=False,
         proxy_headers=False,
         server_header=False,
+        timeout_graceful_shutdown=settings.shutdown_timeout,
     )
     return 0
 

@@ -39,7 +39,13 @@ class Settings(BaseSettings):
     numbers_provider: Literal["sandbox"] = "sandbox"
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_max_overflow: int = Field(default=5, ge=0, le=200)
-    db_connect_timeout: float = Field(default=5.0, gt=0)
+    # Together these bound how long a request waits on a database that does not answer (503 after):
+    # a pool slot (pool), then a new connection (connect), or one statement (command).
+    db_connect_timeout: float = Field(default=0.75, gt=0)
+    db_pool_timeout: float = Field(default=0.5, gt=0)
+    db_command_timeout: float = Field(default=1.25, gt=0)
+    # On SIGTERM, requests in progress get this long to finish before they are cancelled.
+    shutdown_timeout: int = Field(default=8, ge=1, le=3600)
 
     @field_validator("database_url")
     @classmethod

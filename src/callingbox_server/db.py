@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from callingbox_server import outages
 from callingbox_server.config import Settings
 from callingbox_server.metrics import ObservedPool
 
@@ -20,17 +21,22 @@ APPLICATION_NAME = "callingbox-server"
 
 
 def create_engine(database_url: str, settings: Settings) -> AsyncEngine:
-    return create_async_engine(
+    """A pool whose every wait is bounded, and that never hands out a connection known broken."""
+    engine = create_async_engine(
         database_url,
         poolclass=ObservedPool,  # asyncpg's default pool, reporting waits to the metrics
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
-        pool_timeout=settings.db_connect_timeout,
+        pool_timeout=settings.db_pool_timeout,
         connect_args={
             "timeout": settings.db_connect_timeout,
+            # asyncpg's own timeout on every statement, also ROLLBACK and the pool's reset.
+            "command_timeout": settings.db_command_timeout,
             "server_settings": {"application_name": APPLICATION_NAME},
         },
     )
+    outages.discard_broken_connections(engine)
+    return engine
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -18,6 +18,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from callingbox_server import outages
 from callingbox_server.logs import log_request
 from callingbox_server.metrics import UNMATCHED_ROUTE, Metrics
 
@@ -27,6 +28,7 @@ _WELL_FORMED_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 RETRY_AFTER_SECONDS = "1"
 _TOO_LARGE = "request body is too large"
+_SHUTTING_DOWN = "the server is shutting down, retry"
 
 
 # Anything shaped like an API key, wherever a caller put it (a query string, a path): uvicorn's
@@ -79,13 +81,11 @@ def _incoming_request_id(scope: Scope) -> str | None:
 
 def is_database_unavailable(exc: BaseException) -> bool:
     """Connection-level failures (refused, timed out, dropped), not errors in our own SQL."""
-    if isinstance(exc, sqlalchemy.exc.TimeoutError | ConnectionError | asyncio.TimeoutError):
+    if isinstance(exc, sqlalchemy.exc.TimeoutError):  # no pool slot came free in time
         return True
-    if isinstance(exc, OSError):
+    if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated:
         return True
-    if isinstance(exc, sqlalchemy.exc.DBAPIError):
-        return exc.connection_invalidated or isinstance(exc, sqlalchemy.exc.InterfaceError)
-    return False
+    return outages.is_connection_failure(exc)
 
 
 def _error_body(request_id: str, status: int, code: str, message: str) -> tuple[bytes, list[Any]]:
@@ -175,6 +175,15 @@ class RequestContextMiddleware:
             return
         try:
             await self.app(scope, receive_within_limit, send_with_request_id)
+        except asyncio.CancelledError:
+            # uvicorn cancels what still runs when the graceful shutdown timeout is over: tell
+            # the client to retry, rather than let uvicorn send its plain-text 500.
+            if not response_started:
+                body, headers = _error_body(request_id, 503, "unavailable", _SHUTTING_DOWN)
+                headers.append((b"retry-after", RETRY_AFTER_SECONDS.encode()))
+                await send({"type": "http.response.start", "status": 503, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+            raise
         except Exception as exc:
             if response_started:
                 # Too late for an error body. Logged here, once, with the request id: re-raising

@@ -63,7 +63,12 @@ def formatter(log_format: LogFormat) -> logging.Formatter:
         renderer = structlog.processors.JSONRenderer()
         last = [structlog.processors.format_exc_info, _leading_keys, renderer]
     else:
-        last = [structlog.dev.ConsoleRenderer(colors=False)]
+        # Plain tracebacks: rich (when installed) would print every frame's locals, which is
+        # slow on deep stacks and could put a caller's secrets into the log.
+        console = structlog.dev.ConsoleRenderer(
+            colors=False, exception_formatter=structlog.dev.plain_traceback
+        )
+        last = [console]
     return structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[*_SHARED, structlog.stdlib.ExtraAdder(), _drop_color_message],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *last],

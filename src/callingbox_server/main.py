@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import secrets
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from importlib.metadata import version
 from typing import Any
 
@@ -36,6 +35,7 @@ from callingbox_server.openapi import restore_example_nulls
 from callingbox_server.runtime import resolve_runtime
 
 READY_TIMEOUT_SECONDS = 2.0
+DISPOSE_TIMEOUT_SECONDS = 2.0
 PRUNE_INTERVAL_SECONDS = 3600.0
 logger = logging.getLogger("callingbox_server")
 
@@ -66,9 +66,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         pruner = asyncio.create_task(_prune_idempotency_keys(engine))
         yield
         pruner.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        with suppress(asyncio.CancelledError):
             await pruner
-        await engine.dispose()
+        # Closing waits on each connection's goodbye; an unreachable server must not stall exit.
+        with suppress(TimeoutError):
+            async with asyncio.timeout(DISPOSE_TIMEOUT_SECONDS):
+                await engine.dispose()
         if metrics is not None:
             metrics.close()
 
