@@ -11,9 +11,11 @@ PYTEST_ARGS ?=
 # `make bench AGENTS=1000000`, `make bench BENCH_ARGS='--workers 1 --rounds 5'` (see bench/run.py).
 AGENTS ?=
 BENCH_ARGS ?=
+# `make lock LOCK_ARGS=--upgrade` moves every pin to the newest allowed version.
+LOCK_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run migrate test lint typecheck check format clean bench bench-smoke
+.PHONY: help install run migrate test lint typecheck check format clean openapi lock bench bench-smoke
 
 help:
 	@echo "make run        serve the API on http://127.0.0.1:8000 (embedded PostgreSQL in .callingbox/)"
@@ -23,6 +25,8 @@ help:
 	@echo "make bench-smoke the benchmark in seconds, on tiny data; fails on any failed request"
 	@echo "make migrate    apply the database migrations (CALLINGBOX_DATABASE_URL, or the embedded one)"
 	@echo "make format     rewrite the code with ruff format and ruff check --fix"
+	@echo "make openapi    regenerate openapi.json from the code (commit it with the change)"
+	@echo "make lock       regenerate requirements.lock, the pins the Docker image installs"
 	@echo "make install    create or refresh $(VENV)"
 	@echo "make clean      remove $(VENV) and the caches (keeps the data in .callingbox/)"
 
@@ -66,6 +70,17 @@ check: lint typecheck test
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# The published contract: tests/test_openapi.py fails until this is rerun after an API change.
+openapi: $(STAMP)
+	$(BIN)/callingbox-server openapi --output openapi.json
+
+# The runtime dependencies (no extras) pinned for the Docker image and `pip install
+# --constraint requirements.lock .`; rerun after changing pyproject.toml's dependencies.
+lock: $(STAMP)
+	CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --strip-extras \
+		--annotation-style=line --no-emit-index-url --no-emit-find-links $(LOCK_ARGS) \
+		--output-file requirements.lock pyproject.toml
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -6,12 +6,13 @@ import asyncio
 import logging.config
 
 from alembic import context
-from sqlalchemy import pool
+from sqlalchemy import pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from callingbox_server import models
 from callingbox_server.config import get_settings
+from callingbox_server.migrate import MIGRATION_LOCK_ID
 from callingbox_server.runtime import resolve_runtime
 
 config = context.config
@@ -35,6 +36,9 @@ def run_migrations_offline() -> None:
 def do_run_migrations(connection: Connection) -> None:
     context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
     with context.begin_transaction():
+        # Before Alembic reads the current version: a second migrator waits here for the first
+        # to commit, then sees the new version. The lock goes with the transaction.
+        connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
         context.run_migrations()
 
 

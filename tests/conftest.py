@@ -14,8 +14,10 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import asyncpg
 import httpx
@@ -181,19 +183,24 @@ def _free_port() -> int:
         return port
 
 
-@pytest.fixture(scope="session")
-def live_server(database_url: str) -> Iterator[str]:
+@contextmanager
+def running_server(
+    database_url: str, *, log_level: str = "warning", output: IO[bytes] | None = None
+) -> Iterator[str]:
+    """A ``callingbox-server serve`` process on a free port; yields its base URL once ready."""
     port = _free_port()
     env = {
         **os.environ,
         "CALLINGBOX_DATABASE_URL": database_url,
         "CALLINGBOX_KEY_HASH_SECRET": HASH_SECRET,
-        "CALLINGBOX_LOG_LEVEL": "warning",
+        "CALLINGBOX_LOG_LEVEL": log_level,
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "callingbox_server.cli", "serve", "--port", str(port)],
         env=env,
         cwd=ROOT,
+        stdout=output,
+        stderr=subprocess.STDOUT if output is not None else None,
     )
     base_url = f"http://127.0.0.1:{port}"
     try:
@@ -211,6 +218,12 @@ def live_server(database_url: str) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=15)
+
+
+@pytest.fixture(scope="session")
+def live_server(database_url: str) -> Iterator[str]:
+    with running_server(database_url) as base_url:
+        yield base_url
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -109,12 +109,15 @@ class Server:
         return self.process.returncode
 
 
-def start_server(env: Mapping[str, str], cwd: Path, name: str = "serve") -> Server:
+def start_server(
+    env: Mapping[str, str], cwd: Path, name: str = "serve", options: Sequence[str] = ()
+) -> Server:
     port = free_port()
     stdout_path, stderr_path = cwd / f"{name}.stdout", cwd / f"{name}.stderr"
+    command = [sys.executable, "-m", "callingbox_server.cli", "serve", "--port", str(port)]
     with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
         process = subprocess.Popen(
-            [sys.executable, "-m", "callingbox_server.cli", "serve", "--port", str(port)],
+            [*command, *options],
             env=dict(env),
             cwd=cwd,
             stdin=subprocess.DEVNULL,

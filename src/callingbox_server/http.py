@@ -6,14 +6,21 @@ import asyncio
 import json
 import logging
 import re
+import time
 import uuid
 from typing import Any
+from urllib.parse import unquote
 
 import sqlalchemy.exc
+import structlog
 from fastapi import HTTPException
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from callingbox_server import outages
+from callingbox_server.logs import log_request
+from callingbox_server.metrics import UNMATCHED_ROUTE, Metrics
 
 logger = logging.getLogger("callingbox_server")
 
@@ -21,6 +28,40 @@ _WELL_FORMED_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 RETRY_AFTER_SECONDS = "1"
 _TOO_LARGE = "request body is too large"
+_SHUTTING_DOWN = "the server is shutting down, retry"
+
+
+# Anything shaped like an API key, wherever a caller put it (a query string, a path): uvicorn's
+# access log writes the request line as received, and a key there must not reach the logs.
+_SECRET = re.compile(r"sk_(live|test)_[A-Za-z0-9_\-]+")
+_REDACTED = r"sk_\1_[redacted]"
+_LOGGERS_TO_REDACT = ("uvicorn", "uvicorn.access", "uvicorn.error", "callingbox_server")
+
+
+def _redact(value: object) -> object:
+    if not isinstance(value, str):
+        return value
+    if _SECRET.search(value):
+        return _SECRET.sub(_REDACTED, value)
+    decoded = unquote(value)  # a percent-encoded key is still a key
+    return _SECRET.sub(_REDACTED, decoded) if _SECRET.search(decoded) else value
+
+
+class RedactSecrets(logging.Filter):
+    """Masks API keys in log records (message and arguments, which formatters use separately)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = _redact(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(_redact(arg) for arg in record.args)
+        return True
+
+
+def install_log_redaction() -> None:
+    for name in _LOGGERS_TO_REDACT:
+        target = logging.getLogger(name)
+        if not any(isinstance(existing, RedactSecrets) for existing in target.filters):
+            target.addFilter(RedactSecrets())
 
 
 def request_id_of(request: Request) -> str:
@@ -40,13 +81,11 @@ def _incoming_request_id(scope: Scope) -> str | None:
 
 def is_database_unavailable(exc: BaseException) -> bool:
     """Connection-level failures (refused, timed out, dropped), not errors in our own SQL."""
-    if isinstance(exc, sqlalchemy.exc.TimeoutError | ConnectionError | asyncio.TimeoutError):
+    if isinstance(exc, sqlalchemy.exc.TimeoutError):  # no pool slot came free in time
         return True
-    if isinstance(exc, OSError):
+    if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated:
         return True
-    if isinstance(exc, sqlalchemy.exc.DBAPIError):
-        return exc.connection_invalidated or isinstance(exc, sqlalchemy.exc.InterfaceError)
-    return False
+    return outages.is_connection_failure(exc)
 
 
 def _error_body(request_id: str, status: int, code: str, message: str) -> tuple[bytes, list[Any]]:
@@ -64,12 +103,15 @@ class RequestContextMiddleware:
     """Gives every request an id (echoed, or new) and every response the ``X-Request-Id`` header.
 
     It also answers for anything the app let escape: a database outage becomes 503 with
-    ``Retry-After``, any other exception a logged 500 whose body holds nothing internal.
+    ``Retry-After``, any other exception a logged 500 whose body holds nothing internal. Then it
+    writes the request's log line and counts it in the metrics. Every line logged meanwhile
+    carries the request id.
     """
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, metrics: Metrics | None = None) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -77,6 +119,31 @@ class RequestContextMiddleware:
             return
         request_id = _incoming_request_id(scope) or str(uuid.uuid4())
         scope.setdefault("state", {})["request_id"] = request_id
+        status: int | None = None
+        started = time.perf_counter()
+
+        async def send_observed(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            try:
+                await self._answer(scope, receive, send_observed, request_id)
+            finally:
+                if status is not None:  # else nothing was answered (cancelled): nothing to count
+                    self._observe(scope, status, time.perf_counter() - started)
+
+    def _observe(self, scope: Scope, status: int, seconds: float) -> None:
+        # Routing put the matched route in the scope; its template keeps the label values few.
+        route = getattr(scope.get("route"), "path_format", None) or UNMATCHED_ROUTE
+        org_id = scope["state"].get("org_id")  # set by the bearer dependency
+        log_request(scope["method"], route, status, seconds, org_id)
+        if self.metrics is not None:
+            self.metrics.observe_request(scope["method"], route, status, seconds)
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         response_started = False
         received_bytes = 0
 
@@ -108,15 +175,27 @@ class RequestContextMiddleware:
             return
         try:
             await self.app(scope, receive_within_limit, send_with_request_id)
+        except asyncio.CancelledError:
+            # uvicorn cancels what still runs when the graceful shutdown timeout is over: tell
+            # the client to retry, rather than let uvicorn send its plain-text 500.
+            if not response_started:
+                body, headers = _error_body(request_id, 503, "unavailable", _SHUTTING_DOWN)
+                headers.append((b"retry-after", RETRY_AFTER_SECONDS.encode()))
+                await send({"type": "http.response.start", "status": 503, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
+            raise
         except Exception as exc:
             if response_started:
-                logger.exception("error after the response started, request_id=%s", request_id)
-                raise
+                # Too late for an error body. Logged here, once, with the request id: re-raising
+                # would have uvicorn log the traceback again, without it (it closes the
+                # connection of an unfinished response either way).
+                logger.exception("error after the response started")
+                return
             if is_database_unavailable(exc):
-                logger.warning("database unavailable, request_id=%s: %r", request_id, exc)
+                logger.warning("database unavailable: %r", exc)
                 status, code, message = 503, "unavailable", "the database is unavailable, retry"
             else:
-                logger.exception("unhandled error, request_id=%s", request_id)
+                logger.exception("unhandled error")
                 status, code, message = 500, "internal_error", "internal error"
             body, headers = _error_body(request_id, status, code, message)
             if status == 503:

@@ -39,9 +39,12 @@ from callingbox_server.errors import (
     error_response,
 )
 from callingbox_server.http import JSON_CONTENT_TYPE, request_id_of
+from callingbox_server.routing import optional_header
 
 K = models.IdempotencyKey
-_KEY_SHAPE = re.compile(r"[\x20-\x7e]{1,255}")
+# Printable ASCII; no space at either end, where HTTP would strip it.
+_KEY_PATTERN = r"[!-~]([ -~]{0,253}[!-~])?"
+_KEY_SHAPE = re.compile(_KEY_PATTERN)
 RETENTION = timedelta(hours=24)
 REPLAYED_HEADER = "Idempotent-Replayed"
 
@@ -150,6 +153,7 @@ def _idempotency(
                 "gets the first one's response (1 to 255 printable ASCII characters)."
             ),
         ),
+        optional_header(_KEY_PATTERN, minLength=1, maxLength=255, examples=["6f1c2a9e-order-4711"]),
     ] = None,
 ) -> Idempotency:
     if idempotency_key is not None and not _KEY_SHAPE.fullmatch(idempotency_key):

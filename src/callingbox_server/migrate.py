@@ -1,4 +1,9 @@
-"""Run the Alembic migrations from code (``callingbox-server migrate`` and ``serve``)."""
+"""Run the Alembic migrations from code (``callingbox-server migrate`` and ``serve``).
+
+Every run holds a PostgreSQL advisory lock (``MIGRATION_LOCK_ID``, taken in migrations/env.py) for
+its whole transaction: replicas that start together migrate one after the other, and those that
+come second find the schema current and do nothing.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,9 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+
+# pg_advisory_xact_lock's key: any bigint no other user of the database picks ("callbox" in ASCII).
+MIGRATION_LOCK_ID = int.from_bytes(b"callbox", "big")
 
 
 def migrations_dir() -> Path:

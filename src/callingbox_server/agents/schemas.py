@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 import uuid
 from typing import Annotated, Any, Literal
 
@@ -13,6 +12,7 @@ from pydantic import (
     AnyHttpUrl,
     BaseModel,
     BeforeValidator,
+    ConfigDict,
     Field,
     StrictBool,
     StrictInt,
@@ -21,6 +21,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.config import JsonDict
 
 from callingbox_server.common import (
     MULTI_LINE,
@@ -28,9 +29,50 @@ from callingbox_server.common import (
     SINGLE_LINE,
     PageQuery,
     RequestModel,
+    TextRule,
     Timestamp,
 )
-from callingbox_server.numbers.schemas import Number
+from callingbox_server.numbers.schemas import (
+    AGENT_ID_EXAMPLE,
+    NUMBER_EXAMPLE,
+    NUMBER_ID_EXAMPLE,
+    TIMESTAMP_EXAMPLE,
+    Number,
+)
+
+# OpenAPI examples, in the shapes of the CallingBox API reference.
+_RETURNS_EXAMPLE: JsonDict = {"confirmed": "boolean", "reschedule_to": "string"}
+_INSTRUCTIONS_EXAMPLE = "Confirm tomorrow's appointment; offer to reschedule if needed."
+AGENT_CREATE_EXAMPLE: JsonDict = {
+    "name": "Appointment reminders",
+    "type": "outbound",
+    "instructions": _INSTRUCTIONS_EXAMPLE,
+    "language": "en-US",
+    "returns": _RETURNS_EXAMPLE,
+    "webhook_url": "https://example.com/callingbox/webhook",
+    "voicemail_action": "leave_message",
+    "number_ids": [NUMBER_ID_EXAMPLE],
+}
+AGENT_EXAMPLE: JsonDict = {
+    "id": AGENT_ID_EXAMPLE,
+    "org_id": "7d1f0e2a-3b4c-4d5e-8f60-718293a4b5c6",
+    "user_id": "c3a1e5d7-2b4f-4e6a-9c8d-0f1e2d3c4b5a",
+    "name": "Appointment reminders",
+    "type": "outbound",
+    "persona": None,
+    "instructions": _INSTRUCTIONS_EXAMPLE,
+    "voice": None,
+    "language": "en-US",
+    "returns": _RETURNS_EXAMPLE,
+    "tools": None,
+    "webhook_url": "https://example.com/callingbox/webhook",
+    "voicemail_action": "leave_message",
+    "primary_number_id": NUMBER_ID_EXAMPLE,
+    "archived_at": None,
+    "created_at": TIMESTAMP_EXAMPLE,
+    "updated_at": TIMESTAMP_EXAMPLE,
+    "numbers": [NUMBER_EXAMPLE],
+}
 
 AgentType = Literal["inbound", "outbound"]
 VoicemailAction = Literal["hangup", "leave_message"]
@@ -41,20 +83,35 @@ MAX_JSON_DEPTH = 32
 _http_url = TypeAdapter(AnyHttpUrl)
 
 
-_URL_SHAPE = re.compile(r"https?://[^\s/?#]+(?:[/?#]\S*)?", re.IGNORECASE)
+# An absolute http(s) URL written out in full: optional user info, a DNS name (its last label
+# starts with a letter, so it is never read as an IPv4 address) or a dotted-quad IPv4 address, an
+# optional port 1..65535, then printable ASCII. It is the server's rule and the OpenAPI pattern.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_PORT = r"(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+URL_PATTERN = (
+    rf"^[Hh][Tt][Tt][Pp][Ss]?://(?:[A-Za-z0-9._~!$&'()*+,;=:%-]*@)?"
+    rf"(?:(?:{_LABEL}\.)*[A-Za-z](?:[A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?|{_OCTET}(?:\.{_OCTET}){{3}})"
+    rf"(?::{_PORT})?(?:[/?#][!-~]*)?$"
+)
+_URL_MESSAGE = "must be an absolute http(s) URL such as https://example.com/hook"
 
 
 def _absolute_http_url(value: str) -> str:
-    # pydantic's parser is lenient ("http:x.com" passes) and rewrites what it parses, so the shape
-    # is checked on the caller's own text, which is what gets stored.
-    url = _http_url.validate_python(value) if _URL_SHAPE.fullmatch(value) else None
-    if url is None or not url.host:
-        raise ValueError("must be an absolute http(s) URL such as https://example.com/hook")
+    # The pattern decides; pydantic's parser, which is more lenient, must agree as well.
+    url = _http_url.validate_python(value)
+    if not url.host:
+        raise ValueError(_URL_MESSAGE)
     return value
 
 
+# The syntax of a BCP-47 tag (subtags of 1..8 letters or digits, the first letters only); whether
+# its subtags are registered is checked by langcodes, which the pattern cannot say.
+LANGUAGE_PATTERN = r"^[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*$"
+
+
 def _bcp47(value: str) -> str:
-    if "_" in value or not langcodes.tag_is_valid(value):
+    if not langcodes.tag_is_valid(value):
         raise ValueError("must be a BCP-47 language tag such as en, en-US or es-419")
     return value
 
@@ -101,16 +158,41 @@ def _json_schema_object(value: dict[str, Any]) -> dict[str, Any]:
 
 
 JsonObject = Annotated[dict[str, Any], AfterValidator(_plain_json)]
-JsonSchemaObject = Annotated[JsonObject, AfterValidator(_json_schema_object)]
-Url = Annotated[
-    str, StringConstraints(max_length=2048), SINGLE_LINE, AfterValidator(_absolute_http_url)
+JsonSchemaObject = Annotated[
+    JsonObject,
+    AfterValidator(_json_schema_object),
+    Field(json_schema_extra={"properties": {"type": {"const": "object"}}, "required": ["type"]}),
 ]
-Language = Annotated[str, StringConstraints(max_length=64), SINGLE_LINE, AfterValidator(_bcp47)]
+Url = Annotated[
+    str,
+    StringConstraints(max_length=2048),
+    TextRule(URL_PATTERN, _URL_MESSAGE),
+    AfterValidator(_absolute_http_url),
+]
+Language = Annotated[
+    str,
+    StringConstraints(max_length=64),
+    TextRule(LANGUAGE_PATTERN, "must be a BCP-47 language tag such as en, en-US or es-419"),
+    AfterValidator(_bcp47),
+]
 ToolName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 HeaderName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$")]
 HeaderValue = Annotated[str, StringConstraints(max_length=4096), SINGLE_LINE]
 ReturnName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
 Policy = Literal["read", "confirm_first_write"]
+
+
+def _integral_float(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# JSON has one number type: 1500.0 is the integer 1500 (as JSON Schema counts it), "1500" is not.
+TimeoutMs = Annotated[StrictInt, Field(ge=100, le=60_000), BeforeValidator(_integral_float)]
+# A key that does not match the pattern is refused, which patternProperties alone does not say.
+_ONLY_PATTERN_KEYS = {"additionalProperties": False}
+Headers = Annotated[
+    dict[HeaderName, HeaderValue], Field(max_length=32, json_schema_extra=_ONLY_PATTERN_KEYS)
+]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200), SINGLE_LINE, NOT_BLANK]
 LongText = Annotated[str, StringConstraints(max_length=32_000), MULTI_LINE]
 Voice = Annotated[str, StringConstraints(min_length=1, max_length=100), SINGLE_LINE, NOT_BLANK]
@@ -126,8 +208,8 @@ class HttpTool(RequestModel):
     policy: Policy
     url: Url
     parameters: JsonSchemaObject
-    headers: dict[HeaderName, HeaderValue] | None = Field(default=None, max_length=32)
-    timeout_ms: StrictInt | None = Field(default=None, ge=100, le=60_000)
+    headers: Headers | None = None
+    timeout_ms: TimeoutMs | None = None
 
 
 class BuiltinTool(RequestModel):
@@ -144,7 +226,8 @@ class BuiltinTool(RequestModel):
 
 Tool = Annotated[HttpTool | BuiltinTool, Field(discriminator="type")]
 Returns = Annotated[
-    dict[ReturnName, Literal["string", "number", "boolean"]], Field(max_length=MAX_RETURNS)
+    dict[ReturnName, Literal["string", "number", "boolean"]],
+    Field(max_length=MAX_RETURNS, json_schema_extra=_ONLY_PATTERN_KEYS),
 ]
 
 
@@ -193,11 +276,16 @@ class AgentFields(RequestModel):
 
 
 class AgentCreate(AgentFields):
+    model_config = ConfigDict(json_schema_extra={"examples": [AGENT_CREATE_EXAMPLE]})
+
     name: Name = Field(examples=["Appointment reminders"])
     type: AgentType
     voicemail_action: VoicemailAction = "hangup"
     number_ids: list[uuid.UUID] | None = Field(
-        default=None, max_length=100, description="Numbers to attach, in order."
+        default=None,
+        max_length=100,
+        description="Numbers to attach, in order.",
+        json_schema_extra={"uniqueItems": True},
     )
     primary_number_id: uuid.UUID | None = Field(
         default=None, description="One of number_ids; defaults to the first of them."
@@ -235,6 +323,12 @@ READ_ONLY_FIELDS = (
 class AgentUpdate(AgentFields):
     """Only the fields present change; an explicit null clears a nullable field."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"instructions": _INSTRUCTIONS_EXAMPLE, "voicemail_action": "hangup"}]
+        }
+    )
+
     # Not nullable: None only stands for "absent", so the schema does not offer null.
     name: Annotated[Name | None, BeforeValidator(_not_null)] = Field(
         default=None, json_schema_extra=_without_null
@@ -257,11 +351,17 @@ class AgentUpdate(AgentFields):
 
 
 class AttachNumber(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"number_id": NUMBER_ID_EXAMPLE, "set_as_primary": True}]}
+    )
+
     number_id: uuid.UUID
     set_as_primary: StrictBool = False
 
 
 class SetPrimaryNumber(RequestModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"number_id": NUMBER_ID_EXAMPLE}]})
+
     number_id: uuid.UUID
 
 
@@ -271,6 +371,8 @@ class AgentListQuery(PageQuery):
 
 
 class Agent(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [AGENT_EXAMPLE]})
+
     id: uuid.UUID
     org_id: uuid.UUID
     user_id: str = Field(description="Id of the API key that created the agent.")

@@ -22,6 +22,7 @@ from callingbox_server.routing import (
     error_responses,
     object_responses,
     reject_repeated_query_parameters,
+    reject_unknown_query_parameters,
     representation,
     require_json,
 )
@@ -53,11 +54,15 @@ ProviderDep = Annotated[NumbersProvider, Depends(_provider)]
 router = APIRouter(
     prefix="/v1/numbers",
     tags=["numbers"],
-    dependencies=[Depends(authenticate), Depends(reject_repeated_query_parameters)],
+    dependencies=[
+        Depends(authenticate),
+        Depends(reject_repeated_query_parameters),
+        Depends(reject_unknown_query_parameters),
+    ],
 )
 
 
-@router.get("", responses=error_responses(400))
+@router.get("", summary="List your phone numbers", responses=error_responses(400))
 async def list_numbers(
     session: SessionDep,
     principal: PrincipalDep,
@@ -67,7 +72,7 @@ async def list_numbers(
     return await service.list_numbers(session, principal, query)
 
 
-@router.get("/available", responses=error_responses(400))
+@router.get("/available", summary="Search available numbers", responses=error_responses(400))
 async def search_available_numbers(
     session: SessionDep,
     provider: ProviderDep,
@@ -80,6 +85,7 @@ async def search_available_numbers(
 @router.post(
     "/purchase",
     status_code=201,
+    summary="Purchase a phone number",
     response_model=schemas.Number,
     dependencies=[Depends(require_json)],
     responses=object_responses(*BODY_ERRORS, *IDEMPOTENT_ERRORS, status_code=201),
@@ -100,14 +106,22 @@ async def purchase_number(
     return await idempotency.run(purchase)
 
 
-@router.get("/{id:number_id}", response_model=schemas.Number, responses=object_responses(404))
+@router.get(
+    "/{id:number_id}",
+    summary="Get a phone number",
+    response_model=schemas.Number,
+    responses=object_responses(404),
+)
 async def get_number(session: SessionDep, principal: PrincipalDep, number_id: NumberId) -> Response:
     """Retrieve a number, active or released."""
     return representation(await service.get_number(session, principal, number_id))
 
 
 @router.delete(
-    "/{id:number_id}", response_model=schemas.Number, responses=object_responses(404, 412)
+    "/{id:number_id}",
+    summary="Release a phone number",
+    response_model=schemas.Number,
+    responses=object_responses(400, 404, 412),
 )
 async def release_number(
     session: SessionDep,

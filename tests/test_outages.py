@@ -1,0 +1,134 @@
+"""The outages module: which errors count as the database being unavailable, and what the pool
+does with a connection that failed under a statement (no server process: an engine, directly)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import asyncpg
+import pytest
+import sqlalchemy.exc
+from sqlalchemy import text
+
+from callingbox_server.config import Settings
+from callingbox_server.db import create_engine
+from callingbox_server.http import is_database_unavailable
+from callingbox_server.outages import DatabaseUnreachable
+from tests.conftest import asyncpg_dsn
+
+# The pool after a connection failed under a statement
+
+
+class TestPool:
+    async def test_a_backend_terminated_under_a_statement_is_not_reused(
+        self, database_url: str
+    ) -> None:
+        engine = create_engine(database_url, Settings(key_hash_secret="x"))
+        admin = await asyncpg.connect(asyncpg_dsn(database_url))
+
+        async def terminate(pid: int) -> None:
+            await asyncio.sleep(0.3)
+            await admin.execute("SELECT pg_terminate_backend($1)", pid)
+
+        try:
+            async with engine.connect() as connection:
+                pid = await connection.scalar(text("SELECT pg_backend_pid()"))
+                with pytest.raises(sqlalchemy.exc.DBAPIError) as raised:
+                    await asyncio.gather(
+                        connection.execute(text("SELECT pg_sleep(5)")), terminate(pid)
+                    )
+                assert connection.invalidated
+            assert raised.value.connection_invalidated
+            assert is_database_unavailable(raised.value)
+            async with engine.connect() as connection:
+                assert await connection.scalar(text("SELECT pg_backend_pid()")) != pid
+        finally:
+            await admin.close()
+            await engine.dispose()
+
+    async def test_a_statement_past_the_command_timeout_is_unavailable_and_not_reused(
+        self, database_url: str
+    ) -> None:
+        engine = create_engine(database_url, Settings(key_hash_secret="x", db_command_timeout=0.3))
+        try:
+            async with engine.connect() as connection:
+                pid = await connection.scalar(text("SELECT pg_backend_pid()"))
+                started = time.monotonic()
+                with pytest.raises(TimeoutError) as raised:
+                    await connection.execute(text("SELECT pg_sleep(5)"))
+                assert time.monotonic() - started < 1.0
+                assert connection.invalidated  # asyncpg cancelled it; nobody may reuse it
+            assert is_database_unavailable(raised.value)
+            async with engine.connect() as connection:
+                assert await connection.scalar(text("SELECT pg_backend_pid()")) != pid
+        finally:
+            await engine.dispose()
+
+
+# What counts as an outage
+
+
+class TestIsDatabaseUnavailable:
+    @pytest.mark.parametrize(
+        "error",
+        [
+            ConnectionRefusedError(111, "Connection refused"),
+            ConnectionResetError(104, "Connection reset by peer"),
+            TimeoutError(),
+            DatabaseUnreachable("cannot connect to PostgreSQL: [Errno 2] No such file"),
+            asyncpg.exceptions.AdminShutdownError("terminating connection"),
+            asyncpg.exceptions.CannotConnectNowError("the database system is starting up"),
+            asyncpg.exceptions.TooManyConnectionsError("too many clients already"),
+            asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed"),
+            asyncpg.exceptions.InternalClientError("cannot switch to state 12"),
+        ],
+        ids=lambda error: type(error).__name__,
+    )
+    def test_connection_level_failures_are(self, error: Exception) -> None:
+        assert is_database_unavailable(error)
+        wrapped = sqlalchemy.exc.DBAPIError("SELECT 1", None, error, connection_invalidated=False)
+        assert is_database_unavailable(wrapped)
+
+    @pytest.mark.parametrize(
+        "error",
+        [
+            FileNotFoundError(2, "No such file or directory"),
+            PermissionError(13, "Permission denied"),
+            OSError("some other OS error"),
+            asyncpg.exceptions.UniqueViolationError("duplicate key"),
+            asyncpg.exceptions.QueryCanceledError("canceling statement due to user request"),
+            asyncpg.exceptions.InterfaceError("cannot perform operation: another operation"),
+            RuntimeError("a bug"),
+        ],
+        ids=lambda error: type(error).__name__,
+    )
+    def test_other_errors_are_not(self, error: Exception) -> None:
+        assert not is_database_unavailable(error)
+
+    def test_no_pool_slot_in_time_is(self) -> None:
+        error = sqlalchemy.exc.TimeoutError("QueuePool limit of size 10 overflow 5 reached")
+        assert is_database_unavailable(error)
+
+    def test_an_invalidated_connection_is(self) -> None:
+        error = sqlalchemy.exc.DBAPIError(
+            "SELECT 1", None, Exception("x"), connection_invalidated=True
+        )
+        assert is_database_unavailable(error)
+
+
+async def test_a_missing_unix_socket_is_unavailable_not_a_bug(tmp_path: Path) -> None:
+    """The embedded server down: its socket file is gone, which asyncpg reports as ENOENT."""
+    engine = create_engine(
+        f"postgresql+asyncpg://postgres@/postgres?host={tmp_path}", Settings(key_hash_secret="x")
+    )
+    try:
+        with pytest.raises(DatabaseUnreachable) as raised:
+            async with engine.connect():
+                pass
+    finally:
+        await engine.dispose()
+    error = raised.value
+    assert isinstance(error.__cause__, FileNotFoundError)
+    assert is_database_unavailable(error)
