@@ -140,7 +140,7 @@ def _replay(stored: models.IdempotencyKey) -> Response:
     return Response(stored.body, stored.status_code, headers=headers, media_type=JSON_CONTENT_TYPE)
 
 
-def _idempotency(
+async def _idempotency(
     request: Request,
     session: SessionDep,
     principal: PrincipalDep,

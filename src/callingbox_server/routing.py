@@ -116,7 +116,7 @@ def optional_header(pattern: str, **schema: Any) -> WithJsonSchema:
     return WithJsonSchema({"type": "string", "pattern": f"^{pattern}$", **schema})
 
 
-def _if_match(
+async def _if_match(
     if_match: Annotated[
         str | None,
         Header(
@@ -139,7 +139,14 @@ def _is_json(content_type: str) -> bool:
     )
 
 
-def reject_repeated_query_parameters(request: Request) -> None:
+async def check_query_parameters(request: Request) -> None:
+    """Repeated and unknown query parameters are 400; most requests have none to check."""
+    if request.scope["query_string"]:
+        _reject_repeated_query_parameters(request)
+        _reject_unknown_query_parameters(request)
+
+
+def _reject_repeated_query_parameters(request: Request) -> None:
     """``?limit=1&limit=2`` is ambiguous: say so rather than silently pick one."""
     names = [name for name, _ in request.query_params.multi_items()]
     repeated = next((name for name in names if names.count(name) > 1), None)
@@ -159,7 +166,7 @@ def _declares_query_parameters(dependant: Dependant) -> bool:
     )
 
 
-def reject_unknown_query_parameters(request: Request) -> None:
+def _reject_unknown_query_parameters(request: Request) -> None:
     """Routes with a query model forbid unknown fields themselves; the others take none at all."""
     route = request.scope.get("route")
     if (

@@ -17,22 +17,21 @@ from callingbox_server.routing import (
     BODY_ERRORS,
     IDEMPOTENT_ERRORS,
     IfMatchDep,
+    check_query_parameters,
     error_responses,
     object_responses,
-    reject_repeated_query_parameters,
-    reject_unknown_query_parameters,
     representation,
     require_json,
 )
 
 
-def _agent_id(
+async def _agent_id(
     id: Annotated[str, Path(description="The agent's id (a UUID).")],
 ) -> uuid.UUID:
     return parse_id(id, "agent")
 
 
-def _number_id(
+async def _number_id(
     number_id: Annotated[str, Path(description="The number's id (a UUID).")],
 ) -> uuid.UUID:
     return parse_id(number_id, "number")
@@ -46,8 +45,7 @@ router = APIRouter(
     tags=["agents"],
     dependencies=[
         Depends(authenticate),
-        Depends(reject_repeated_query_parameters),
-        Depends(reject_unknown_query_parameters),
+        Depends(check_query_parameters),
     ],
 )
 _json = [Depends(require_json)]

@@ -19,22 +19,21 @@ from callingbox_server.routing import (
     BODY_ERRORS,
     IDEMPOTENT_ERRORS,
     IfMatchDep,
+    check_query_parameters,
     error_responses,
     object_responses,
-    reject_repeated_query_parameters,
-    reject_unknown_query_parameters,
     representation,
     require_json,
 )
 
 
-def _number_id(
+async def _number_id(
     id: Annotated[str, Path(description="The number's id (a UUID).")],
 ) -> uuid.UUID:
     return parse_id(id, "number")
 
 
-def _provider(request: Request) -> NumbersProvider:
+async def _provider(request: Request) -> NumbersProvider:
     provider: NumbersProvider = request.app.state.numbers_provider
     return provider
 
@@ -56,8 +55,7 @@ router = APIRouter(
     tags=["numbers"],
     dependencies=[
         Depends(authenticate),
-        Depends(reject_repeated_query_parameters),
-        Depends(reject_unknown_query_parameters),
+        Depends(check_query_parameters),
     ],
 )
 
