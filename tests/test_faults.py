@@ -476,7 +476,7 @@ async def wait_for_blocked(database_url: str, count: int) -> None:
 
 
 class TestSigterm:
-    IN_FLIGHT = 12  # requests in progress, each on a connection of its own
+    IN_FLIGHT = MAX_CONNECTIONS  # requests in progress, each on a connection of its own
 
     @pytest.mark.parametrize("workers", [1, 2])
     async def test_requests_in_progress_complete(
