@@ -86,6 +86,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redirect_slashes=False,
         # Operation ids are the route functions' names: list_agents, attach_number, ...
         generate_unique_id_function=lambda route: route.name,
+        # FastAPI's built-in OpenTelemetry bridge asks three provider registries on every
+        # request whether anyone listens; nobody does here (/metrics is ours).
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
