@@ -287,6 +287,17 @@ def describe(outcomes: list[Outcome]) -> str:
 # (a) every backend of the app terminated under load
 
 
+async def stop_after_recovery(load: Load, back_at: float) -> tuple[list[Outcome], float]:
+    """Wait for a request sent after ``back_at`` to succeed, stop the load, and return every
+    outcome with the time the first such success ended."""
+    while not any(o.status == 200 and o.started >= back_at for o in load.outcomes):
+        assert time.monotonic() - back_at < 30, "the server did not recover"
+        await asyncio.sleep(0.05)
+    outcomes = await load.stop()
+    recovered = min(o.ended for o in outcomes if o.status == 200 and o.started >= back_at)
+    return outcomes, recovered
+
+
 def assert_outage_answered(
     down: list[Outcome], during: list[Outcome], failures: list[Outcome], ready: Outcome
 ) -> None:
@@ -373,10 +384,7 @@ class TestPostgresStopped:
             start_began = time.monotonic()
             await asyncio.to_thread(postgres.start)
             started_at = time.monotonic()
-            while not any(o.status == 200 and o.started >= started_at for o in load.outcomes):
-                assert time.monotonic() - started_at < 30, "the server did not recover"
-                await asyncio.sleep(0.05)
-            outcomes = await load.stop()
+            outcomes, recovered = await stop_after_recovery(load, started_at)
 
             # Requests sent while PostgreSQL was down, and those that also ended before it was
             # started again: the latter cannot have succeeded.
@@ -384,9 +392,6 @@ class TestPostgresStopped:
             down = [o for o in during if o.ended < start_began]
             failures = [o for o in outcomes if o.status != 200]
             slowest = max(o.elapsed for o in failures)
-            recovered = min(
-                o.ended for o in outcomes if o.status == 200 and o.started >= started_at
-            )
             print(
                 f"\n[fault b] PostgreSQL stopped (pg_ctl -m fast, {stopped_at - stop_began:.2f} s)"
                 f" under {WORKERS} clients for {self.OUTAGE} s: {len(during)} requests while it was"
@@ -431,16 +436,12 @@ class TestPostgresHangs:
                 await asyncio.sleep(self.FROZEN)
                 ready = await probe(server, "/readyz")
                 thawed_at = time.monotonic()
-            while not any(o.status == 200 and o.started >= thawed_at for o in load.outcomes):
-                assert time.monotonic() - thawed_at < 30, "the server did not recover"
-                await asyncio.sleep(0.05)
-            outcomes = await load.stop()
+            outcomes, recovered = await stop_after_recovery(load, thawed_at)
 
             during = [o for o in outcomes if frozen_at <= o.started < thawed_at]
             down = [o for o in during if o.ended < thawed_at]
             failures = [o for o in outcomes if o.status != 200]
             slowest = max(o.elapsed for o in failures)
-            recovered = min(o.ended for o in outcomes if o.status == 200 and o.started >= thawed_at)
             print(
                 f"\n[fault b'] PostgreSQL frozen (SIGSTOP) under {self.CLIENTS} clients for "
                 f"{self.FROZEN} s: {len(down)} requests answered while it was ({describe(down)}),"
