@@ -176,7 +176,7 @@ async def other_tenant(
 # real concurrent connections, so they work outside the rolled-back transaction.
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -188,7 +188,7 @@ def running_server(
     database_url: str, *, log_level: str = "warning", output: IO[bytes] | None = None
 ) -> Iterator[str]:
     """A ``callingbox-server serve`` process on a free port; yields its base URL once ready."""
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "CALLINGBOX_DATABASE_URL": database_url,

@@ -11,7 +11,6 @@ import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,7 +24,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.conftest import HASH_SECRET
+from tests.conftest import HASH_SECRET, free_port
 
 LIVE_KEY = re.compile(r"sk_live_[A-Za-z0-9_-]{32,}")
 TEST_KEY = re.compile(r"sk_test_[A-Za-z0-9_-]{32,}")
@@ -58,13 +57,6 @@ def run_cli(*args: str, env: Mapping[str, str], cwd: Path) -> subprocess.Complet
         timeout=COMMAND_TIMEOUT,
         check=False,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

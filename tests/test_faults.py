@@ -30,8 +30,8 @@ from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from callingbox_server import keys, migrate
 from callingbox_server.config import Settings
 from callingbox_server.db import APPLICATION_NAME
-from tests.conftest import HASH_SECRET, ROOT, admin_execute, asyncpg_dsn
-from tests.test_cli import Server, free_port, start_server
+from tests.conftest import HASH_SECRET, ROOT, admin_execute, asyncpg_dsn, free_port
+from tests.test_cli import Server, start_server
 
 DEFAULTS = {name: field.default for name, field in Settings.model_fields.items()}
 POOL_SIZE: int = DEFAULTS["db_pool_size"]

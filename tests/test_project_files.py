@@ -26,13 +26,12 @@ from sqlalchemy import make_url
 
 from callingbox_server import migrate
 from callingbox_server.config import Settings
-from tests.conftest import HASH_SECRET
+from tests.conftest import HASH_SECRET, free_port
 from tests.test_cli import (
     HTTP_TIMEOUT,
     Server,
     clean_environment,
     create_key,
-    free_port,
     start_server,
 )
 
