@@ -34,8 +34,8 @@ from sqlalchemy import make_url
 from bench import report
 from bench.seed import Dataset, asyncpg_dsn, seed
 from bench.servers import ROOT, RssSampler, Server, start_baseline, start_ours
-from callingbox_server import migrate
-from callingbox_server.config import to_asyncpg_url
+from callingbox_server.core import migrate
+from callingbox_server.core.config import to_asyncpg_url
 
 BENCH_DIR = ROOT / ".callingbox" / "bench"
 LUA = Path(__file__).with_name("load.lua")
@@ -133,7 +133,7 @@ def _server_url() -> str:
     external = os.environ.get("CALLINGBOX_BENCH_DATABASE_URL")
     if external:
         return to_asyncpg_url(external)
-    from callingbox_server.runtime import start_embedded_postgres
+    from callingbox_server.core.runtime import start_embedded_postgres
 
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
     return start_embedded_postgres(BENCH_DIR)

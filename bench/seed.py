@@ -1,8 +1,8 @@
 """The benchmark's data: two orgs of N agents, each agent with two numbers, loaded with COPY.
 
 A dataset is kept between runs (seeding a million agents takes minutes) and reloaded only when
-its counts do not match. API keys are new on every run and made by ``callingbox_server.keys``,
-so their hashes are exactly what the server computes.
+its counts do not match. API keys are new on every run and made by the server's own keys service
+(``callingbox_server.domains.keys.service``), so their hashes are exactly what the server computes.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
-from callingbox_server import keys
+from callingbox_server.domains.keys import service as keys
 
 READ_ORGS = ("bench-a", "bench-b")
 WRITE_ORG = "bench-writes"  # POST /v1/agents writes here, so the read orgs stay as seeded

@@ -10,10 +10,10 @@ from sqlalchemy import pool, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from callingbox_server import models
-from callingbox_server.config import get_settings
-from callingbox_server.migrate import MIGRATION_LOCK_ID
-from callingbox_server.runtime import resolve_runtime
+from callingbox_server.core import models
+from callingbox_server.core.config import get_settings
+from callingbox_server.core.migrate import MIGRATION_LOCK_ID
+from callingbox_server.core.runtime import resolve_runtime
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logging", True):

@@ -7,19 +7,9 @@ run creates its own database beside it and drops it at the end), else the embedd
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
-from typing import IO
 
-import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -32,34 +22,14 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from callingbox_server import keys, migrate
-from callingbox_server.config import Settings, to_asyncpg_url
-from callingbox_server.main import create_app
-from callingbox_server.runtime import start_embedded_postgres
-
-ROOT = Path(__file__).resolve().parents[1]
-TEST_DATA_DIR = ROOT / ".callingbox" / "test"
-HASH_SECRET = "test-key-hash-secret"
-
-
-def _server_url() -> str:
-    external = os.environ.get("CALLINGBOX_TEST_DATABASE_URL")
-    if external:
-        return to_asyncpg_url(external)
-    TEST_DATA_DIR.mkdir(parents=True, exist_ok=True)
-    return start_embedded_postgres(TEST_DATA_DIR)
-
-
-def asyncpg_dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-async def admin_execute(server_url: str, statement: str) -> None:
-    connection = await asyncpg.connect(asyncpg_dsn(server_url))
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
+from callingbox_server.api.app import create_app
+from callingbox_server.core import migrate
+from callingbox_server.core.config import Settings
+from callingbox_server.domains.keys import service as keys
+from tests.fixtures import database
+from tests.fixtures.database import HASH_SECRET, admin_execute
+from tests.fixtures.servers import running_server
+from tests.fixtures.tenants import Tenant, make_tenant
 
 
 @pytest.fixture(scope="session")
@@ -67,7 +37,7 @@ def database_url() -> Iterator[str]:
     """A fresh database for this run, at the latest migration."""
     import asyncio
 
-    server_url = _server_url()
+    server_url = database.server_url()
     name = f"callingbox_test_{uuid.uuid4().hex[:12]}"
     asyncio.run(admin_execute(server_url, f'CREATE DATABASE "{name}"'))
     url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
@@ -126,32 +96,6 @@ async def client(
         yield client
 
 
-@dataclass(frozen=True)
-class Tenant:
-    """An org with a key, and a client that sends it."""
-
-    org_id: uuid.UUID
-    key_id: uuid.UUID
-    key: str
-    client: httpx.AsyncClient
-
-
-async def make_tenant(
-    sessionmaker: async_sessionmaker[AsyncSession], app: FastAPI, name: str
-) -> Tenant:
-    async with sessionmaker() as session:
-        created = await keys.create_key(
-            session, org_name=f"{name}-{uuid.uuid4().hex[:8]}", hash_secret=HASH_SECRET.encode()
-        )
-        await session.commit()
-    client = httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://testserver",
-        headers={"Authorization": f"Bearer {created.secret}"},
-    )
-    return Tenant(created.org_id, created.id, created.secret, client)
-
-
 @pytest.fixture
 async def tenant(
     app: FastAPI, sessionmaker: async_sessionmaker[AsyncSession], client: httpx.AsyncClient
@@ -170,54 +114,6 @@ async def other_tenant(
     tenant = await make_tenant(sessionmaker, app, "globex")
     async with tenant.client:
         yield tenant
-
-
-# A real server process, for races and for the official client: these need real commits and
-# real concurrent connections, so they work outside the rolled-back transaction.
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@contextmanager
-def running_server(
-    database_url: str, *, log_level: str = "warning", output: IO[bytes] | None = None
-) -> Iterator[str]:
-    """A ``callingbox-server serve`` process on a free port; yields its base URL once ready."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "CALLINGBOX_DATABASE_URL": database_url,
-        "CALLINGBOX_KEY_HASH_SECRET": HASH_SECRET,
-        "CALLINGBOX_LOG_LEVEL": log_level,
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "callingbox_server.cli", "serve", "--port", str(port)],
-        env=env,
-        cwd=ROOT,
-        stdout=output,
-        stderr=subprocess.STDOUT if output is not None else None,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base_url}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the live server did not become ready")
-            time.sleep(0.1)
-        yield base_url
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
 
 
 @pytest.fixture(scope="session")

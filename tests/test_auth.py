@@ -11,9 +11,11 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from callingbox_server import keys
-from callingbox_server.keys import KeyMode
-from tests.conftest import HASH_SECRET, Tenant
+from callingbox_server.domains.keys import repository as keys_repository
+from callingbox_server.domains.keys import service as keys
+from callingbox_server.domains.keys.service import KeyMode
+from tests.fixtures.database import HASH_SECRET
+from tests.fixtures.tenants import Tenant
 
 REQUEST_ID = "auth-test-request"
 UNAUTHORIZED = (
@@ -133,7 +135,7 @@ class TestRejectedCredentials:
         created = await create_key(sessionmaker)
         assert (await get_agents(client, f"Bearer {created.secret}")).status_code == 200
         async with sessionmaker() as session:
-            assert await keys.revoke_key(session, created.id)
+            assert await keys_repository.revoke_key(session, created.id)
             await session.commit()
         assert_unauthorized(await get_agents(client, f"Bearer {created.secret}"))
 
@@ -156,7 +158,7 @@ class TestRejectedCredentials:
         revoked = await create_key(sessionmaker)
         expired = await create_key(sessionmaker, expires_in_days=1)
         async with sessionmaker() as session:
-            await keys.revoke_key(session, revoked.id)
+            await keys_repository.revoke_key(session, revoked.id)
             await session.execute(
                 text("UPDATE api_keys SET expires_at = now() - interval '1 day' WHERE id = :id"),
                 {"id": expired.id},
@@ -236,7 +238,7 @@ class TestAcceptedCredentials:
     ) -> None:
         other = await create_key(sessionmaker)
         async with sessionmaker() as session:
-            await keys.revoke_key(session, other.id)
+            await keys_repository.revoke_key(session, other.id)
             await session.commit()
         r = await tenant.client.get("/v1/agents")
         assert r.status_code == 200, r.text

@@ -16,8 +16,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from bench import baseline
-from callingbox_server import keys
-from tests.conftest import HASH_SECRET, asyncpg_dsn
+from callingbox_server.domains.keys import service as keys
+from tests.fixtures.database import HASH_SECRET, asyncpg_dsn
 
 # These tests commit, so they buy in an area code no other test uses.
 AREA_CODE = "968"

@@ -24,7 +24,8 @@ import httpx
 import psutil
 import pytest
 
-from tests.conftest import HASH_SECRET, free_port
+from tests.fixtures.database import HASH_SECRET
+from tests.fixtures.servers import free_port
 
 LIVE_KEY = re.compile(r"sk_live_[A-Za-z0-9_-]{32,}")
 TEST_KEY = re.compile(r"sk_test_[A-Za-z0-9_-]{32,}")

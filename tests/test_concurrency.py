@@ -12,8 +12,8 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
-from callingbox_server import keys
-from tests.conftest import HASH_SECRET
+from callingbox_server.domains.keys import service as keys
+from tests.fixtures.database import HASH_SECRET
 
 ROUNDS = 50
 CONTENDERS = 8

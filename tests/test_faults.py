@@ -27,10 +27,12 @@ import pytest
 from sqlalchemy import make_url, pool
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
-from callingbox_server import keys, migrate
-from callingbox_server.config import Settings
-from callingbox_server.db import APPLICATION_NAME
-from tests.conftest import HASH_SECRET, ROOT, admin_execute, asyncpg_dsn, free_port
+from callingbox_server.core import migrate
+from callingbox_server.core.config import Settings
+from callingbox_server.core.db.engine import APPLICATION_NAME
+from callingbox_server.domains.keys import service as keys
+from tests.fixtures.database import HASH_SECRET, ROOT, admin_execute, asyncpg_dsn
+from tests.fixtures.servers import free_port
 from tests.test_cli import Server, start_server
 
 DEFAULTS = {name: field.default for name, field in Settings.model_fields.items()}

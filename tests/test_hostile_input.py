@@ -16,10 +16,13 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
-from callingbox_server import keys
-from callingbox_server.common import MULTI_LINE_PATTERN, NOT_BLANK_PATTERN, SINGLE_LINE_PATTERN
-from tests.agents.helpers import BUILTIN_TOOL, http_tool
-from tests.conftest import HASH_SECRET, Tenant, running_server
+from callingbox_server.core.text import MULTI_LINE_PATTERN, NOT_BLANK_PATTERN, SINGLE_LINE_PATTERN
+from callingbox_server.domains.keys import repository as keys_repository
+from callingbox_server.domains.keys import service as keys
+from tests.fixtures.database import HASH_SECRET
+from tests.fixtures.factories import BUILTIN_TOOL, http_tool
+from tests.fixtures.servers import running_server
+from tests.fixtures.tenants import Tenant
 
 AGENT = {"name": "Front desk", "type": "inbound"}
 ANY_ID = "5b0d7c8e-2f4e-4c55-9a3e-0f1d2c3b4a59"
@@ -355,7 +358,7 @@ async def _committed_key(
             expires_in_days=1 if expired else None,
         )
         if revoked:
-            await keys.revoke_key(session, created.id)
+            await keys_repository.revoke_key(session, created.id)
         if expired:
             await session.execute(
                 text("UPDATE api_keys SET expires_at = now() - interval '1 day' WHERE id = :id"),

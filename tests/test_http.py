@@ -13,9 +13,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from callingbox_server.config import Settings
-from callingbox_server.main import create_app
-from tests.conftest import Tenant
+from callingbox_server.api.app import create_app
+from callingbox_server.core.config import Settings
+from tests.fixtures.tenants import Tenant
 
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 MAX_BODY_BYTES = 1_048_576  # the default limit

@@ -8,9 +8,11 @@ import pytest
 from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from callingbox_server import idempotency, models
-from tests.agents.helpers import buy_number, create_agent, error, phone
-from tests.conftest import Tenant
+from callingbox_server.api import idempotency
+from callingbox_server.core import models
+from callingbox_server.domains.idempotency import repository as idempotency_repository
+from tests.fixtures.factories import buy_number, create_agent, error, phone
+from tests.fixtures.tenants import Tenant
 
 AGENT = {"name": "Front desk", "type": "inbound"}
 
@@ -255,7 +257,7 @@ class TestRetention:
     ) -> None:
         first = await tenant.client.post("/v1/agents", json=AGENT, headers=keyed("day"))
         await self._age(connection, tenant, 23.9)
-        assert await idempotency.prune(connection) == 0
+        assert await idempotency_repository.prune(connection) == 0
         again = await tenant.client.post("/v1/agents", json=AGENT, headers=keyed("day"))
         assert again.content == first.content
 
@@ -281,7 +283,7 @@ class TestRetention:
         await tenant.client.post("/v1/agents", json=AGENT, headers=keyed("gone"))
         await self._age(connection, tenant, 25)
         await tenant.client.post("/v1/agents", json=AGENT, headers=keyed("kept"))
-        assert await idempotency.prune(connection) >= 1
+        assert await idempotency_repository.prune(connection) >= 1
         remaining = await connection.execute(
             text("SELECT key FROM idempotency_keys WHERE org_id = :org"),
             {"org": tenant.org_id},

@@ -17,10 +17,10 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from callingbox_server.config import Settings
-from callingbox_server.logs import configure_logging
-from callingbox_server.main import create_app
-from tests.conftest import HASH_SECRET
+from callingbox_server.api.app import create_app
+from callingbox_server.core.config import Settings
+from callingbox_server.core.logs import configure_logging
+from tests.fixtures.database import HASH_SECRET
 from tests.test_cli import HTTP_TIMEOUT, Server, clean_environment, start_server
 
 ROUTE_FIELDS = {"method", "route", "status", "duration_ms", "request_id", "org_id"}

@@ -16,10 +16,11 @@ import pytest
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
-from callingbox_server import metrics
-from callingbox_server.config import Settings
-from callingbox_server.main import create_app
-from tests.conftest import HASH_SECRET, Tenant
+from callingbox_server.api.app import create_app
+from callingbox_server.core import metrics
+from callingbox_server.core.config import Settings
+from tests.fixtures.database import HASH_SECRET
+from tests.fixtures.tenants import Tenant
 from tests.test_cli import HTTP_TIMEOUT, Server, clean_environment, start_server
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]

@@ -11,8 +11,8 @@ import pytest
 from alembic import command
 from sqlalchemy import make_url
 
-from callingbox_server import migrate
-from tests.conftest import admin_execute, asyncpg_dsn
+from callingbox_server.core import migrate
+from tests.fixtures.database import admin_execute, asyncpg_dsn
 
 TABLES = {"orgs", "api_keys", "numbers", "agents", "agent_numbers", "idempotency_keys"}
 

@@ -12,11 +12,11 @@ import pytest
 import sqlalchemy.exc
 from sqlalchemy import text
 
-from callingbox_server.config import Settings
-from callingbox_server.db import create_engine
-from callingbox_server.http import is_database_unavailable
-from callingbox_server.outages import DatabaseUnreachable
-from tests.conftest import asyncpg_dsn
+from callingbox_server.api.middleware import is_database_unavailable
+from callingbox_server.core.config import Settings
+from callingbox_server.core.db.engine import create_engine
+from callingbox_server.core.db.outages import DatabaseUnreachable
+from tests.fixtures.database import asyncpg_dsn
 
 # The pool after a connection failed under a statement
 

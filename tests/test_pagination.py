@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.conftest import Tenant
+from tests.fixtures.tenants import Tenant
 
 Item = dict[str, Any]
 

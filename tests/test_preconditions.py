@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.agents.helpers import archive, buy_number, create_agent, error
-from tests.conftest import Tenant
+from tests.fixtures.factories import archive, buy_number, create_agent, error
+from tests.fixtures.tenants import Tenant
 
 STRONG_ETAG = re.compile(r'"[0-9a-f]{32}"')
 

@@ -24,9 +24,10 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from sqlalchemy import make_url
 
-from callingbox_server import migrate
-from callingbox_server.config import Settings
-from tests.conftest import HASH_SECRET, free_port
+from callingbox_server.core import migrate
+from callingbox_server.core.config import Settings
+from tests.fixtures.database import HASH_SECRET
+from tests.fixtures.servers import free_port
 from tests.test_cli import (
     HTTP_TIMEOUT,
     Server,
@@ -346,8 +347,8 @@ class TestWithoutTheEmbeddedExtra:
     def test_serves_an_external_database(self, tmp_path: Path) -> None:
         code = (
             "from callingbox_server import cli\n"
-            "from callingbox_server.config import Settings\n"
-            "from callingbox_server.main import create_app\n"
+            "from callingbox_server.core.config import Settings\n"
+            "from callingbox_server.api.app import create_app\n"
             "url = 'postgresql://x@127.0.0.1:1/x'\n"
             "app = create_app(Settings(database_url=url, key_hash_secret='s'))\n"
             "print(sorted(app.openapi()['paths'])[0])\n"

@@ -9,7 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tests.conftest import Tenant
+from tests.fixtures.tenants import Tenant
 
 
 async def _buy(tenant: Tenant, phone_number: str) -> str:

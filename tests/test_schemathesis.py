@@ -28,8 +28,10 @@ import pytest
 from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
-from callingbox_server import keys, migrate
-from tests.conftest import HASH_SECRET, admin_execute, running_server
+from callingbox_server.core import migrate
+from callingbox_server.domains.keys import service as keys
+from tests.fixtures.database import HASH_SECRET, admin_execute
+from tests.fixtures.servers import running_server
 
 SEED = 20261128
 MAX_EXAMPLES = 15

@@ -13,8 +13,8 @@ import asyncpg
 import pytest
 from sqlalchemy import make_url
 
-from callingbox_server.migrate import MIGRATION_LOCK_ID
-from tests.conftest import HASH_SECRET, admin_execute, asyncpg_dsn
+from callingbox_server.core.migrate import MIGRATION_LOCK_ID
+from tests.fixtures.database import HASH_SECRET, admin_execute, asyncpg_dsn
 from tests.test_cli import COMMAND_TIMEOUT, Server, clean_environment, start_server
 from tests.test_migrations import TABLES
 

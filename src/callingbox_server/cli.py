@@ -16,9 +16,11 @@ from typing import TypeVar
 from sqlalchemy import pool
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
-from callingbox_server import keys, migrate
-from callingbox_server.config import Settings, get_settings
-from callingbox_server.runtime import ConfigError, Runtime, resolve_runtime
+from callingbox_server.core import migrate
+from callingbox_server.core.config import Settings, get_settings
+from callingbox_server.core.runtime import ConfigError, Runtime, resolve_runtime
+from callingbox_server.domains.keys import repository as keys_repository
+from callingbox_server.domains.keys import service as keys
 
 T = TypeVar("T")
 DEFAULT_ORG = "default"
@@ -51,8 +53,8 @@ def _runtime(settings: Settings) -> Runtime:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from callingbox_server.logs import configure_logging
-    from callingbox_server.metrics import prepare_multiprocess_dir
+    from callingbox_server.core.logs import configure_logging
+    from callingbox_server.core.metrics import prepare_multiprocess_dir
 
     if args.no_migrate and settings.embedded:
         raise ConfigError(
@@ -76,7 +78,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     prepare_multiprocess_dir(args.workers)
     uvicorn.run(
-        "callingbox_server.main:serve_app",
+        "callingbox_server.api.app:serve_app",
         factory=True,
         host=args.host,
         port=args.port,
@@ -84,7 +86,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         loop="uvloop" if sys.platform != "win32" else "asyncio",
         http="httptools",
         log_level=settings.log_level,
-        # Logging is ours (callingbox_server.logs): one line per request, in the chosen format.
+        # Logging is ours (callingbox_server.core.logs): one line per request, in the chosen format.
         log_config=None,
         access_log=False,
         proxy_headers=False,
@@ -96,7 +98,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def _bootstrap_development_key(runtime: Runtime, host: str, port: int) -> None:
     async def create_if_empty(session: AsyncSession) -> keys.CreatedKey | None:
-        if await keys.count_orgs(session) > 0:
+        if await keys_repository.count_orgs(session) > 0:
             return None
         return await keys.create_key(
             session, org_name=DEFAULT_ORG, hash_secret=runtime.key_hash_secret, name="development"
@@ -110,6 +112,16 @@ def _bootstrap_development_key(runtime: Runtime, host: str, port: int) -> None:
         sys.stdout.flush()
 
 
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from callingbox_server.core.logs import configure_logging
+    from callingbox_server.worker.runner import run_alone
+
+    configure_logging(settings.log_level, settings.log_format)
+    runtime = _runtime(settings)
+    asyncio.run(run_alone(runtime.database_url, settings))
+    return 0
+
+
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     runtime = resolve_runtime(settings)
     migrate.upgrade(runtime.database_url)
@@ -118,7 +130,7 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_openapi(args: argparse.Namespace, settings: Settings) -> int:
-    from callingbox_server.main import openapi_document
+    from callingbox_server.api.app import openapi_document
 
     text = json.dumps(openapi_document(), indent=2, ensure_ascii=False) + "\n"
     if args.output == "-":
@@ -152,7 +164,7 @@ def cmd_keys_create(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_keys_list(args: argparse.Namespace, settings: Settings) -> int:
     runtime = _runtime(settings)
-    rows = _run_in_session(runtime, lambda session: keys.list_keys(session, args.org))
+    rows = _run_in_session(runtime, lambda session: keys_repository.list_keys(session, args.org))
     print(f"{'KEY ID':36}  {'ORG':20}  {'KEY':18}  {'STATE':8}  {'CREATED':20}  NAME")
     for key, org in rows:
         state = "revoked" if key.revoked_at else "active"
@@ -173,7 +185,7 @@ def cmd_keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: {args.key_id} is not a key id (a UUID, see 'keys list')", file=sys.stderr)
         return 2
     runtime = _runtime(settings)
-    if not _run_in_session(runtime, lambda session: keys.revoke_key(session, key_id)):
+    if not _run_in_session(runtime, lambda session: keys_repository.revoke_key(session, key_id)):
         print(f"error: no key {key_id}", file=sys.stderr)
         return 1
     print(f"revoked key {key_id}")
@@ -210,6 +222,13 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
         help="do not upgrade the database first (for deployments that run `migrate` on their own)",
     )
     serve.set_defaults(handler=cmd_serve)
+
+    worker = commands.add_parser(
+        "worker",
+        help="run the background jobs alone, for API processes started with "
+        "CALLINGBOX_SERVE_RUNS_WORKER=false (any number may run at once)",
+    )
+    worker.set_defaults(handler=cmd_worker)
 
     migrate_cmd = commands.add_parser(
         "migrate",

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from tests.agents.helpers import (
+from tests.fixtures.factories import (
     MISSING_AGENT_IDS,
     TIMESTAMP,
     agent_archived,
@@ -19,7 +19,7 @@ from tests.agents.helpers import (
     get_number,
     with_agents,
 )
-from tests.conftest import Tenant
+from tests.fixtures.tenants import Tenant
 
 
 class TestArchiveAgent:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.agents.helpers import (
+from tests.fixtures.factories import (
     MISSING_AGENT_IDS,
     TIMESTAMP,
     agent_body,
@@ -24,7 +24,7 @@ from tests.agents.helpers import (
     release_number,
     with_agents,
 )
-from tests.conftest import Tenant
+from tests.fixtures.tenants import Tenant
 
 
 class TestAttachNumber:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.agents.helpers import (
+from tests.fixtures.factories import (
     BUILTIN_TOOL,
     HTTP_TOOL,
     agent_body,
@@ -21,7 +21,7 @@ from tests.agents.helpers import (
     snapshot,
     with_agents,
 )
-from tests.conftest import Tenant
+from tests.fixtures.tenants import Tenant
 
 FULL: dict[str, Any] = {
     "name": "Appointment reminders",

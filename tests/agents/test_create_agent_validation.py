@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from tests.agents.helpers import BUILTIN_TOOL, HTTP_TOOL, error, http_tool, snapshot
-from tests.conftest import Tenant
+from tests.fixtures.factories import BUILTIN_TOOL, HTTP_TOOL, error, http_tool, snapshot
+from tests.fixtures.tenants import Tenant
 
 LONG = 32_001
 BAD_URL = (

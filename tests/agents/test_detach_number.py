@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.agents.helpers import (
+from tests.fixtures.factories import (
     MISSING_AGENT_IDS,
     TIMESTAMP,
     agent_not_found,
@@ -19,7 +19,7 @@ from tests.agents.helpers import (
     random_id,
     with_agents,
 )
-from tests.conftest import Tenant
+from tests.fixtures.tenants import Tenant
 
 
 class TestDetachNumber:

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.agents.helpers import (
+from tests.fixtures.factories import (
     MISSING_AGENT_IDS,
     TIMESTAMP,
     agent_not_found,
@@ -17,7 +17,7 @@ from tests.agents.helpers import (
     get_agent,
     random_id,
 )
-from tests.conftest import Tenant
+from tests.fixtures.tenants import Tenant
 
 
 async def _set_primary(tenant: Tenant, agent_id: str, body: Any) -> httpx.Response:

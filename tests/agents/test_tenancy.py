@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.agents.helpers import (
+from tests.fixtures.factories import (
     agent_not_found,
     buy_number,
     create_agent,
@@ -16,7 +16,7 @@ from tests.agents.helpers import (
     get_number,
     random_id,
 )
-from tests.conftest import Tenant
+from tests.fixtures.tenants import Tenant
 
 # (method, path after /v1/agents/{id}, body); {number} is a number of the caller's own org.
 ENDPOINTS = [

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.agents.helpers import (
+from tests.fixtures.factories import (
     MISSING_AGENT_IDS,
     agent_archived,
     agent_body,
@@ -18,7 +18,7 @@ from tests.agents.helpers import (
     get_agent,
     with_agents,
 )
-from tests.conftest import Tenant
+from tests.fixtures.tenants import Tenant
 
 TOOL: dict[str, Any] = {
     "type": "builtin",

@@ -9,7 +9,7 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.conftest import Tenant
+from tests.fixtures.tenants import Tenant
 
 KNOWN_LOCAL = {
     "415": ("CA", "San Francisco"),

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 from fastapi import FastAPI
 
-from callingbox_server.numbers.providers import OfferedNumber, SandboxProvider
-from tests.conftest import Tenant
+from callingbox_server.domains.numbers.providers import OfferedNumber, SandboxProvider
+from tests.fixtures.tenants import Tenant
 
 PHONE_NUMBER = "+19075550177"
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import Tenant
+from tests.fixtures.tenants import Tenant
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
 

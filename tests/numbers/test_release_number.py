@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import Tenant
+from tests.fixtures.tenants import Tenant
 
 
 async def purchase(client: httpx.AsyncClient, phone_number: str) -> dict[str, Any]:

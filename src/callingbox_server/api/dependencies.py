@@ -1,0 +1,141 @@
+"""What routes depend on: the session, the caller, path ids, If-Match, and request checks."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from callingbox_server.api.openapi import optional_header
+from callingbox_server.core.errors import (
+    InvalidRequest,
+    NotFound,
+    Unauthorized,
+    UnsupportedMediaType,
+)
+from callingbox_server.core.preconditions import IF_MATCH_PATTERN, IfMatch
+from callingbox_server.core.principal import Principal
+from callingbox_server.domains.keys import repository as keys_repository
+from callingbox_server.domains.keys.service import hash_key
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """Commit when the endpoint returns, roll back when it raises; both before the response."""
+    sessionmaker: async_sessionmaker[AsyncSession] = request.app.state.sessionmaker
+    async with sessionmaker() as session:
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        await session.commit()
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+_KEY_SHAPE = re.compile(r"sk_(?:live|test)_[A-Za-z0-9_\-]{32,128}")
+
+bearer_scheme = HTTPBearer(
+    auto_error=False,
+    scheme_name="ApiKey",
+    description="An API key (`sk_live_...` or `sk_test_...`) as `Authorization: Bearer <key>`.",
+)
+
+
+async def authenticate(
+    request: Request,
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+) -> Principal:
+    # Every failure raises the same error: callers learn nothing about why a key was refused.
+    # The lookup is by HMAC through a unique index, so no comparison ever runs on the secret.
+    if credentials is None or not _KEY_SHAPE.fullmatch(credentials.credentials):
+        raise Unauthorized()
+    digest = hash_key(request.app.state.key_hash_secret, credentials.credentials)
+    found = await keys_repository.find_usable(session, digest)
+    if found is None:
+        raise Unauthorized()
+    key_id, org_id, mode = found
+    request.state.org_id = org_id  # for the request's log line
+    return Principal(key_id=key_id, org_id=org_id, mode=mode)
+
+
+PrincipalDep = Annotated[Principal, Depends(authenticate)]
+
+
+def parse_id(raw: str, noun: str) -> uuid.UUID:
+    """A path id that is not a UUID names nothing that exists: 404, like any missing object."""
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise NotFound(f"{noun} {raw} not found") from None
+
+
+async def _if_match(
+    if_match: Annotated[
+        str | None,
+        Header(
+            alias="If-Match",
+            description="Apply the change only if the object's ETag is still this one (else 412).",
+        ),
+        optional_header(IF_MATCH_PATTERN, examples=['"3f0a4cbe5f1d2e7a9b6c8d0e1f2a3b4c"']),
+    ] = None,
+) -> IfMatch | None:
+    return None if if_match is None else IfMatch.parse(if_match)
+
+
+IfMatchDep = Annotated[IfMatch | None, Depends(_if_match)]
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+async def check_query_parameters(request: Request) -> None:
+    """Repeated and unknown query parameters are 400; most requests have none to check."""
+    if request.scope["query_string"]:
+        _reject_repeated_query_parameters(request)
+        _reject_unknown_query_parameters(request)
+
+
+def _reject_repeated_query_parameters(request: Request) -> None:
+    """``?limit=1&limit=2`` is ambiguous: say so rather than silently pick one."""
+    names = [name for name, _ in request.query_params.multi_items()]
+    repeated = next((name for name in names if names.count(name) > 1), None)
+    if repeated is not None:
+        raise InvalidRequest(f"query parameter {repeated} is given more than once")
+
+
+async def require_json(request: Request) -> None:
+    """A body, when there is one, must be JSON (checked after auth, before validation)."""
+    if await request.body() and not _is_json(request.headers.get("content-type", "")):
+        raise UnsupportedMediaType("request body must be sent as Content-Type: application/json")
+
+
+def _declares_query_parameters(dependant: Dependant) -> bool:
+    return bool(dependant.query_params) or any(
+        _declares_query_parameters(sub) for sub in dependant.dependencies
+    )
+
+
+def _reject_unknown_query_parameters(request: Request) -> None:
+    """Routes with a query model forbid unknown fields themselves; the others take none at all."""
+    route = request.scope.get("route")
+    if (
+        request.query_params
+        and isinstance(route, APIRoute)
+        and not _declares_query_parameters(route.dependant)
+    ):
+        name = next(iter(request.query_params))
+        raise InvalidRequest(f"unknown query parameter: {name}")

@@ -1,0 +1,108 @@
+"""Database outages: keep broken connections out of the pool, and tell an outage from a bug.
+
+Without a pre-ping (a round trip per request), a pooled connection can be dead in two ways:
+PostgreSQL closed it while it sat idle (a restart, ``pg_terminate_backend``), which asyncpg has
+already noticed, or it breaks under a running statement. The first is dropped at checkout for
+free; the second is invalidated by SQLAlchemy when it recognizes a disconnect, which its asyncpg
+dialect does only when asyncpg has already marked the connection closed. A terminated backend can
+also surface as ``AdminShutdownError`` before asyncpg sees the socket close, or as
+``InternalClientError`` with the protocol left mid-operation, and such a connection would go back
+into the pool (https://github.com/sqlalchemy/sqlalchemy/issues/13241,
+https://github.com/MagicStack/asyncpg/issues/1069): ``handle_error`` marks those as disconnects,
+and closes them at once.
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import Any
+
+import asyncpg
+from sqlalchemy import event, exc
+from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+# PostgreSQL ends or refuses the session: class 08 (connection exception), 57P01-57P05 (admin
+# shutdown, crash shutdown, cannot connect now, database dropped, idle session timeout), 53300.
+_SESSION_ENDED = (
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.DatabaseDroppedError,
+    asyncpg.exceptions.IdleSessionTimeoutError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    # The client protocol is in a state it cannot leave: the connection is unusable.
+    asyncpg.exceptions.InternalClientError,
+)
+_NETWORK_ERRNOS = frozenset(
+    {errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN, errno.ENETDOWN, errno.ETIMEDOUT}
+)
+
+
+class DatabaseUnreachable(Exception):
+    """Opening a connection failed at the network level: refused, timed out, no route, no socket."""
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    """The error, what SQLAlchemy wrapped, and what caused it (asyncpg's own error, usually)."""
+    chain: list[BaseException] = []
+    pending: list[BaseException | None] = [error]
+    while pending and len(chain) < 8:
+        current = pending.pop()
+        if current is None or current in chain:
+            continue
+        chain.append(current)
+        orig = getattr(current, "orig", None)
+        pending += [current.__cause__, orig if isinstance(orig, BaseException) else None]
+    return chain
+
+
+def is_connection_failure(error: BaseException) -> bool:
+    """The session with PostgreSQL is gone or could not start; errors in our SQL are not."""
+    for cause in _causes(error):
+        if isinstance(cause, (DatabaseUnreachable, ConnectionError, TimeoutError, *_SESSION_ENDED)):
+            return True
+        if isinstance(cause, OSError) and cause.errno in _NETWORK_ERRNOS:
+            return True
+    return False
+
+
+def discard_broken_connections(engine: AsyncEngine) -> None:
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "do_connect")
+    def connect(dialect: Any, _record: Any, cargs: list[Any], cparams: dict[str, Any]) -> Any:
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except OSError as error:
+            # A timeout, a refusal, an unknown host, or a Unix socket file that is not there (the
+            # embedded server is down): outside connecting, an OSError like the last may be a bug.
+            raise DatabaseUnreachable(f"cannot connect to PostgreSQL: {error}") from error
+
+    @event.listens_for(sync_engine, "checkout")
+    def drop_if_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        # asyncpg saw the server close it while it sat in the pool: no round trip needed to know.
+        if dbapi_connection.driver_connection.is_closed():
+            raise exc.DisconnectionError("the pooled connection was closed by the server")
+
+    @event.listens_for(sync_engine, "handle_error")
+    def invalidate_on_connection_failure(context: ExceptionContext) -> None:
+        if not is_connection_failure(context.original_exception):
+            return
+        context.is_disconnect = True
+        connection = context.connection
+        driver = None if connection is None or connection.invalidated else connection.connection
+        if driver is not None and driver.driver_connection is not None:
+            # Close the socket now. SQLAlchemy would say goodbye first (asyncpg close(), up to
+            # 2 s), in the request, to a server that may not be answering at all.
+            driver.driver_connection.terminate()
+
+
+def is_database_unavailable(error: BaseException) -> bool:
+    """Connection-level failures (refused, timed out, dropped), not errors in our own SQL."""
+    if isinstance(error, exc.TimeoutError):  # no pool slot came free in time
+        return True
+    if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
+        return True
+    return is_connection_failure(error)

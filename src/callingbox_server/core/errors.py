@@ -1,0 +1,110 @@
+"""The errors the API answers with, as exceptions that know their status and code.
+
+Domains raise them; ``api.exception_handlers`` renders each as ``{"error", "code", "request_id"}``.
+Nothing here imports HTTP machinery, so a worker can raise and catch them without an app.
+
+    ApiError (500 internal_error)
+    ├── InvalidRequest (400 invalid_request)
+    ├── Unauthorized (401 unauthorized)
+    ├── NotFound (404 not_found)
+    ├── MethodNotAllowed (405 method_not_allowed)
+    ├── NumberInUse, AgentArchived, NumberUnavailable, IdempotencyInProgress (409)
+    ├── PreconditionFailed (412 precondition_failed)
+    ├── PayloadTooLarge (413 payload_too_large)
+    ├── UnsupportedMediaType (415 unsupported_media_type)
+    ├── IdempotencyKeyReused (422 idempotency_key_reused)
+    └── ServiceUnavailable (503 unavailable)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+from pydantic import BaseModel
+
+
+class ErrorBody(BaseModel):
+    """The body of every non-2xx response."""
+
+    error: str
+    code: str
+    request_id: str
+
+
+class ApiError(Exception):
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, message: str, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+class InvalidRequest(ApiError):
+    status = 400
+    code = "invalid_request"
+
+
+class Unauthorized(ApiError):
+    status = 401
+    code = "unauthorized"
+
+    def __init__(self) -> None:
+        super().__init__("invalid or missing API key")
+
+
+class NotFound(ApiError):
+    status = 404
+    code = "not_found"
+
+
+class MethodNotAllowed(ApiError):
+    status = 405
+    code = "method_not_allowed"
+
+
+class NumberInUse(ApiError):
+    status = 409
+    code = "number_in_use"
+
+
+class AgentArchived(ApiError):
+    status = 409
+    code = "agent_archived"
+
+
+class NumberUnavailable(ApiError):
+    status = 409
+    code = "number_unavailable"
+
+
+class IdempotencyInProgress(ApiError):
+    status = 409
+    code = "idempotency_in_progress"
+
+
+class PreconditionFailed(ApiError):
+    status = 412
+    code = "precondition_failed"
+
+
+class IdempotencyKeyReused(ApiError):
+    status = 422
+    code = "idempotency_key_reused"
+
+
+class PayloadTooLarge(ApiError):
+    status = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaType(ApiError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class ServiceUnavailable(ApiError):
+    status = 503
+    code = "unavailable"
