@@ -1,0 +1,23 @@
+"""Every table, one module per area. Invariants that must survive concurrent requests are
+constraints here, not code. Import this package (``models.Agent``): importing it registers
+every table on ``Base.metadata``, which Alembic compares with the database."""
+
+from callingbox_server.core.models.agents import Agent, AgentNumber
+from callingbox_server.core.models.base import NAMING_CONVENTION, NOW, Base
+from callingbox_server.core.models.events import Event
+from callingbox_server.core.models.idempotency import IdempotencyKey
+from callingbox_server.core.models.numbers import Number
+from callingbox_server.core.models.orgs import ApiKey, Org
+
+__all__ = [
+    "NAMING_CONVENTION",
+    "NOW",
+    "Agent",
+    "AgentNumber",
+    "ApiKey",
+    "Base",
+    "Event",
+    "IdempotencyKey",
+    "Number",
+    "Org",
+]
