@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,6 +40,9 @@ from callingbox_server.core.config import to_asyncpg_url
 
 BENCH_DIR = ROOT / ".callingbox" / "bench"
 LUA = Path(__file__).with_name("load.lua")
+# Ours as make run serves it, ours at log level warning, and the two baselines.
+OURS = ("ours", "ours_warning")
+SERVERS = (*OURS, "baseline", "baseline_pg")
 
 
 @dataclass(frozen=True)
@@ -270,21 +274,25 @@ def run_workers(
     data: dict[str, Path],
     workers: int,
 ) -> dict[str, Any]:
-    print(f"bench: {workers} worker(s): starting callingbox-server and the baseline")
-    ours = start_ours(url, secret, workers)
-    try:
-        baseline = start_baseline(url, secret, workers, dataset.orgs[0].key)
-    except BaseException:
-        ours.stop()
-        raise
-    servers = {"ours": ours, "baseline": baseline}
+    print(f"bench: {workers} worker(s): starting callingbox-server (twice) and both baselines")
+    key = dataset.orgs[0].key
+    starts: dict[str, Callable[[], Server]] = {
+        # As make run serves: info level (an access line per request) and metrics.
+        "ours": lambda: start_ours(url, secret, workers),
+        "ours_warning": lambda: start_ours(url, secret, workers, log_level="warning"),
+        "baseline": lambda: start_baseline(url, secret, workers, key),
+        "baseline_pg": lambda: start_baseline(url, secret, workers, key, module="baseline_pg"),
+    }
+    servers: dict[str, Server] = {}
     results: dict[str, Any] = {"workers": workers, "scenarios": {}}
     try:
+        for name, start in starts.items():
+            servers[name] = start()
         rss_idle = {name: server.rss_per_worker() for name, server in servers.items()}
         results["rss_idle"] = rss_idle
         for scenario in (s for s in SCENARIOS if s.name in options.scenarios):
             connections = _connections(scenario, dataset)
-            names = ["ours", "baseline"] if scenario.baseline else ["ours"]
+            names = list(SERVERS if scenario.baseline else OURS)
             if options.warmup > 0:
                 for name in names:
                     wrk(
@@ -297,8 +305,9 @@ def run_workers(
                     )
             runs: dict[str, list[WrkResult]] = {name: [] for name in names}
             for round_ in range(options.rounds):
-                # Alternate who goes first, so that drift on a shared machine hits both alike.
-                order = names if round_ % 2 == 0 else list(reversed(names))
+                # Rotate who goes first, so that drift on a shared machine hits all alike.
+                shift = round_ % len(names)
+                order = names[shift:] + names[:shift]
                 for name in order:
                     result = wrk(
                         wrk_path,
@@ -310,7 +319,7 @@ def run_workers(
                     )
                     runs[name].append(result)
                     print(
-                        f"  {scenario.name:18} {name:8} round {round_ + 1}: {result.rps:8.0f} req/s"
+                        f"  {scenario.name:18} {name:12} round {round_ + 1}: {result.rps:6.0f} rps"
                         f"  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms"
                         f"  cpu {result.cpu_ms_per_request:5.2f} ms/req  errors {result.errors}"
                     )

@@ -7,13 +7,13 @@ its counts do not match. API keys are new on every run and made by the server's 
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import pydantic_core
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from callingbox_server.domains.keys import service as keys
@@ -110,7 +110,8 @@ def _org_rows(
     org_id: uuid.UUID, user_id: str, agents: int, first_number: int, start: datetime
 ) -> Iterator[tuple[list[tuple[object, ...]], list[tuple[object, ...]], list[tuple[object, ...]]]]:
     """Rows in chunks: agents, their two numbers each, and the two attachments each."""
-    returns, tools = json.dumps(RETURNS), json.dumps(TOOLS)
+    # Stored compact, as the server stores them (core.models.base.CompactJSON).
+    returns, tools = pydantic_core.to_json(RETURNS).decode(), pydantic_core.to_json(TOOLS).decode()
     for low in range(0, agents, CHUNK):
         agent_rows: list[tuple[object, ...]] = []
         number_rows: list[tuple[object, ...]] = []

@@ -100,15 +100,21 @@ def _wait_ready(server: Server, path: str, headers: dict[str, str]) -> None:
         time.sleep(0.2)
 
 
-def start_ours(database_url: str, hash_secret: bytes, workers: int) -> Server:
-    """``callingbox-server serve``, configured through the environment as documented."""
+def start_ours(
+    database_url: str, hash_secret: bytes, workers: int, log_level: str | None = None
+) -> Server:
+    """``callingbox-server serve`` as ``make run`` starts it (its default log level, an access
+    line per request, metrics on), or at ``log_level``; its output goes nowhere."""
     port = free_port()
     env = {
         **os.environ,
         "CALLINGBOX_DATABASE_URL": database_url,
         "CALLINGBOX_KEY_HASH_SECRET": hash_secret.decode(),
-        "CALLINGBOX_LOG_LEVEL": "warning",
     }
+    for name in ("CALLINGBOX_LOG_LEVEL", "CALLINGBOX_METRICS_ENABLED", "CALLINGBOX_LOG_FORMAT"):
+        env.pop(name, None)
+    if log_level is not None:
+        env["CALLINGBOX_LOG_LEVEL"] = log_level
     command = [
         str(Path(sys.executable).with_name("callingbox-server")),
         "serve",
@@ -119,7 +125,8 @@ def start_ours(database_url: str, hash_secret: bytes, workers: int) -> Server:
         "--workers",
         str(workers),
     ]
-    process = subprocess.Popen(command, env=env, cwd=ROOT)
+    # The access lines are written as make run writes them (to stderr), then thrown away.
+    process = subprocess.Popen(command, env=env, cwd=ROOT, stderr=subprocess.DEVNULL)
     server = Server("callingbox-server", workers, process, f"http://127.0.0.1:{port}")
     try:
         _wait_ready(server, "/readyz", {})
@@ -129,8 +136,11 @@ def start_ours(database_url: str, hash_secret: bytes, workers: int) -> Server:
     return server
 
 
-def start_baseline(database_url: str, hash_secret: bytes, workers: int, key: str) -> Server:
-    """The raw asyncpg baseline, under the same uvicorn settings as ours."""
+def start_baseline(
+    database_url: str, hash_secret: bytes, workers: int, key: str, module: str = "baseline"
+) -> Server:
+    """A baseline (``bench.baseline``: raw asyncpg; ``bench.baseline_pg``: PostgreSQL writes
+    the JSON), under the same uvicorn settings as ours."""
     port = free_port()
     env = {
         **os.environ,
@@ -143,7 +153,7 @@ def start_baseline(database_url: str, hash_secret: bytes, workers: int, key: str
         sys.executable,
         "-m",
         "uvicorn",
-        "bench.baseline:app_from_env",
+        f"bench.{module}:app_from_env",
         "--factory",
         "--host",
         "127.0.0.1",
@@ -160,7 +170,7 @@ def start_baseline(database_url: str, hash_secret: bytes, workers: int, key: str
         "--no-server-header",
     ]
     process = subprocess.Popen(command, env=env, cwd=ROOT)
-    server = Server("baseline", workers, process, f"http://127.0.0.1:{port}")
+    server = Server(module, workers, process, f"http://127.0.0.1:{port}")
     try:
         _wait_ready(server, "/v1/agents?limit=1", {"Authorization": f"Bearer {key}"})
     except BaseException:

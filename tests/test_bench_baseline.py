@@ -1,4 +1,5 @@
-"""The benchmark's raw asyncpg baseline writes byte-identical JSON for the same objects.
+"""The benchmark's baselines (raw asyncpg; and PostgreSQL writing the JSON) write byte-identical
+JSON for the same objects.
 
 The bench divides our requests/s by the baseline's; that ratio is honest only while both do the
 same work and send the same bytes. Objects are made through a real server (real commits), then
@@ -15,7 +16,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
-from bench import baseline
+from bench import baseline, baseline_pg
 from callingbox_server.domains.keys import service as keys
 from tests.fixtures.database import HASH_SECRET, asyncpg_dsn
 
@@ -125,11 +126,12 @@ async def objects(live_server: str, engine: AsyncEngine) -> dict[str, Any]:
     }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=[baseline, baseline_pg], ids=["python", "in_postgres"])
 async def clients(
-    objects: dict[str, Any], database_url: str
+    request: pytest.FixtureRequest, objects: dict[str, Any], database_url: str
 ) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
-    app = baseline.create_app(asyncpg_dsn(database_url), HASH_SECRET.encode(), pool_size=2)
+    module: Any = request.param
+    app = module.create_app(asyncpg_dsn(database_url), HASH_SECRET.encode(), pool_size=2)
     headers = {"Authorization": f"Bearer {objects['key']}"}
     async with (
         app.router.lifespan_context(app),

@@ -105,6 +105,13 @@ def page_of(rows: Sequence[T], cursor: Cursor | None, limit: int) -> tuple[list[
     return items, has_more
 
 
+def page_body(bodies: Sequence[bytes], cursor: Cursor | None, limit: int) -> bytes:
+    """A page's JSON from its items' JSON (``limit`` + 1 of them tell of more), byte for byte
+    what ``Page`` would serialize, without decoding the items."""
+    items, has_more = page_of(bodies, cursor, limit)
+    return b'{"data":[%b],"has_more":%b}' % (b",".join(items), b"true" if has_more else b"false")
+
+
 def _page_example(schema: dict[str, Any], model: type[BaseModel]) -> None:
     """A page's OpenAPI example: one item, from the item model's own example."""
     items = model.__pydantic_generic_metadata__["args"]

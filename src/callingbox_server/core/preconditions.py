@@ -51,7 +51,8 @@ class IfMatch:
         return self.tags is None or etag in self.tags
 
 
-def require_match(if_match: IfMatch | None, current: BaseModel, noun: str) -> None:
-    """412 unless ``current`` (read under the lock the change holds) is what the caller saw."""
-    if if_match is not None and not if_match.matches(etag_of(to_json(current))):
+def require_match(if_match: IfMatch | None, current: bytes, noun: str) -> None:
+    """412 unless ``current`` (the wire JSON, read under the lock the change holds) is what
+    the caller saw."""
+    if if_match is not None and not if_match.matches(etag_of(current)):
         raise PreconditionFailed(f"{noun} has changed since it was read: If-Match does not match")

@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
     BigInteger,
     CheckConstraint,
     DateTime,
@@ -27,6 +26,7 @@ from callingbox_server.core.models.base import (
     NOW,
     VOICEMAIL_ACTIONS,
     Base,
+    CompactJSON,
     _one_of,
 )
 
@@ -81,8 +81,8 @@ class Agent(Base):
     voice: Mapped[str | None] = mapped_column(String(100))
     language: Mapped[str | None] = mapped_column(String(64))
     # JSON (not JSONB) keeps the caller's key order, so what was sent is what comes back.
-    returns: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
-    tools: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON(none_as_null=True))
+    returns: Mapped[dict[str, Any] | None] = mapped_column(CompactJSON(none_as_null=True))
+    tools: Mapped[list[dict[str, Any]] | None] = mapped_column(CompactJSON(none_as_null=True))
     webhook_url: Mapped[str | None] = mapped_column(String(2048))
     voicemail_action: Mapped[str] = mapped_column(String(16), server_default="hangup")
     primary_number_id: Mapped[uuid.UUID | None] = mapped_column()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import (
-    MetaData,
-    text,
-)
+from collections.abc import Callable
+from typing import Any
+
+import pydantic_core
+from sqlalchemy import JSON, Dialect, MetaData, TypeDecorator, text
 from sqlalchemy.orm import DeclarativeBase
 
 NAMING_CONVENTION = {
@@ -35,3 +36,17 @@ NOW = text("statement_timestamp()")
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class CompactJSON(TypeDecorator[Any]):
+    """JSON stored compact, exactly as pydantic serializes it, so that PostgreSQL can render a
+    representation that embeds it byte for byte as the API would (see core.db.wire)."""
+
+    impl = JSON
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], str | None]:
+        def process(value: Any) -> str | None:
+            return None if value is None else pydantic_core.to_json(value).decode()
+
+        return process

@@ -6,10 +6,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, String
+from sqlalchemy import DateTime, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from callingbox_server.core.models.base import NOW, Base
+from callingbox_server.core.models.base import NOW, Base, CompactJSON
 
 
 class Event(Base):
@@ -30,5 +30,5 @@ class Event(Base):
     org_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"))
     type: Mapped[str] = mapped_column(String(64))
     call_id: Mapped[uuid.UUID | None] = mapped_column()
-    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    data: Mapped[dict[str, Any]] = mapped_column(CompactJSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=NOW)

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-import asyncpg
-from sqlalchemy import Text, bindparam, cast, func, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import ColumnElement, Select, bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callingbox_server.core import models
 from callingbox_server.core.db.driver import DriverStatement, driver_fetch, for_driver
 from callingbox_server.core.db.scoping import org_scoped
+from callingbox_server.core.db.wire import EMPTY_ARRAY, as_bytes, json_of, wire_column
 from callingbox_server.core.pagination import (
     Cursor,
     KeysetDirection,
@@ -23,10 +22,11 @@ from callingbox_server.core.pagination import (
     keyset_params,
 )
 from callingbox_server.domains.agents.schemas import Agent
-from callingbox_server.domains.numbers.repository import NUMBER_COLUMNS
+from callingbox_server.domains.numbers.repository import number_json
 
 A = models.Agent
 L = models.AgentNumber
+N = models.Number
 _AGENTS = models.Agent.__table__
 
 
@@ -40,63 +40,63 @@ async def get(
     return (await session.scalars(statement)).first()
 
 
-# Agents as the API shows them: one row per attached number (in attach order), or one row with
-# null number columns when none is attached. One statement, so the agent and its numbers come
-# from one snapshot without a transaction around them. The columns are the wire schema's fields.
-AGENT_FIELDS = tuple(name for name in Agent.model_fields if name != "numbers")
-NUMBER_FIELDS = tuple(NUMBER_COLUMNS)
-# Sent as their JSON text: an agent's row repeats once per number, its JSON is decoded once.
-JSON_FIELDS = ("returns", "tools")
-_NUMBER_VIEW = [column.label(f"number_{name}") for name, column in NUMBER_COLUMNS.items()]
-
-
-def _with_numbers(agents: Any, *order: Any) -> DriverStatement:
-    columns = [
-        cast(agents.c[name], Text).label(name) if name in JSON_FIELDS else agents.c[name]
-        for name in AGENT_FIELDS
-    ]
-    statement = (
-        select(*columns, *_NUMBER_VIEW)
-        .select_from(agents)
-        .outerjoin(L, L.agent_id == agents.c.id)
-        .outerjoin(models.Number, models.Number.id == L.number_id)
-        .order_by(*order, L.seq)
+def _numbers_json(agent_id: Any) -> ColumnElement[Any]:
+    """The agent's numbers as a JSON array of their wire JSON, in attach order."""
+    ordered = func.array_agg(aggregate_order_by(number_json(), L.seq))
+    return (
+        select(func.coalesce(func.array_to_json(ordered), EMPTY_ARRAY))
+        .select_from(L)
+        .join(N, N.id == L.number_id)
+        .where(L.agent_id == agent_id)
+        .correlate(A)
+        .scalar_subquery()
     )
-    return for_driver(statement)
 
 
-_VIEW_ONE = _with_numbers(
-    org_scoped(select(_AGENTS), _AGENTS.c)
-    .where(_AGENTS.c.id == bindparam("agent_id"))
-    .subquery("agent")
-)
+def _agent_json() -> ColumnElement[Any]:
+    """An agent as its wire JSON, for a query whose FROM has ``agents``: one column per field of
+    ``schemas.Agent``, in its order, rendered by PostgreSQL (see core.db.wire)."""
+    wire = select(
+        *(
+            _numbers_json(A.id).label(name)
+            if name == "numbers"
+            else wire_column(Agent, name, getattr(A, name))
+            for name in Agent.model_fields
+        )
+    )
+    return json_of(wire.correlate(A), "agent", lateral=True)
+
+
+def _select_bodies() -> Select[Any]:
+    return select(as_bytes(_agent_json()).label("body")).select_from(A)
+
+
+# Reads run on the driver (see driver_fetch): one statement each, so the agent and its numbers
+# come from one snapshot without a transaction around them.
+_VIEW_ONE = for_driver(org_scoped(_select_bodies(), A).where(A.id == bindparam("agent_id")))
 
 
 @lru_cache
 def _view_page(
     by_type: bool, include_archived: bool, direction: KeysetDirection
 ) -> DriverStatement:
-    """A keyset page of agents, with their numbers."""
-    c = _AGENTS.c
-    page = org_scoped(select(_AGENTS), c)
+    """A keyset page of agents, as their wire JSON."""
+    page = org_scoped(_select_bodies(), A)
     if by_type:
-        page = page.where(c.type == bindparam("type"))
+        page = page.where(A.type == bindparam("type"))
     if not include_archived:
-        page = page.where(c.archived_at.is_(None))
-    agents = keyset(page, c.created_at, c.id, direction).subquery("agent")
-    if direction == "newer":
-        return _with_numbers(agents, agents.c.created_at, agents.c.id)
-    return _with_numbers(agents, agents.c.created_at.desc(), agents.c.id.desc())
+        page = page.where(A.archived_at.is_(None))
+    c = _AGENTS.c
+    return for_driver(keyset(page, c.created_at, c.id, direction))
 
 
-async def get_view(
-    session: AsyncSession, org_id: uuid.UUID, agent_id: uuid.UUID
-) -> Sequence[asyncpg.Record]:
-    """The agent's rows (see AGENT_FIELDS); none when the org has no such agent."""
-    return await driver_fetch(session, _VIEW_ONE, {"org_id": org_id, "agent_id": agent_id})
+async def get_body(session: AsyncSession, org_id: uuid.UUID, agent_id: uuid.UUID) -> bytes | None:
+    """The agent's wire JSON; None when the org has no such agent."""
+    rows = await driver_fetch(session, _VIEW_ONE, {"org_id": org_id, "agent_id": agent_id})
+    return rows[0]["body"] if rows else None
 
 
-async def list_view(
+async def list_bodies(
     session: AsyncSession,
     org_id: uuid.UUID,
     *,
@@ -104,11 +104,11 @@ async def list_view(
     include_archived: bool,
     cursor: Cursor | None,
     limit: int,
-) -> Sequence[asyncpg.Record]:
-    """Rows of up to ``limit`` + 1 agents (see AGENT_FIELDS), in page order."""
+) -> list[bytes]:
+    """The wire JSON of up to ``limit`` + 1 agents, in page order."""
     statement = _view_page(agent_type is not None, include_archived, keyset_direction(cursor))
     params = {"org_id": org_id, "type": agent_type, **keyset_params(cursor, limit)}
-    return await driver_fetch(session, statement, params)
+    return [row["body"] for row in await driver_fetch(session, statement, params)]
 
 
 _CURSOR = for_driver(

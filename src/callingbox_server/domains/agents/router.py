@@ -24,7 +24,7 @@ from callingbox_server.api.openapi import (
     error_responses,
     object_responses,
 )
-from callingbox_server.api.responses import representation
+from callingbox_server.api.responses import json_bytes, representation
 from callingbox_server.core.pagination import Page
 from callingbox_server.domains.agents import schemas, service
 
@@ -55,12 +55,14 @@ router = APIRouter(
 _json = [Depends(require_json)]
 
 
-@router.get("", summary="List agents", responses=error_responses(400))
+@router.get(
+    "", summary="List agents", response_model=Page[schemas.Agent], responses=error_responses(400)
+)
 async def list_agents(
     session: SessionDep, principal: PrincipalDep, query: Annotated[schemas.AgentListQuery, Query()]
-) -> Page[schemas.Agent]:
+) -> Response:
     """List the organization's agents, newest first."""
-    return await service.list_agents(session, principal, query)
+    return json_bytes(await service.list_agents(session, principal, query))
 
 
 @router.post(

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from callingbox_server.core import models
 from callingbox_server.core.errors import AgentArchived, NotFound
-from callingbox_server.core.pagination import Page, page_of, resolve_cursor
+from callingbox_server.core.pagination import resolve_cursor
 from callingbox_server.core.preconditions import IfMatch, require_match
 from callingbox_server.core.principal import Principal
 from callingbox_server.domains.agents import repository, schemas, views
@@ -27,7 +27,7 @@ def _not_found(agent_id: uuid.UUID) -> NotFound:
     return NotFound(f"agent {agent_id} not found")
 
 
-async def _view(session: AsyncSession, org_id: uuid.UUID, agent_id: uuid.UUID) -> schemas.Agent:
+async def _view(session: AsyncSession, org_id: uuid.UUID, agent_id: uuid.UUID) -> bytes:
     agent = await views.read(session, org_id, agent_id)
     if agent is None:
         raise _not_found(agent_id)
@@ -73,21 +73,19 @@ def _stored(body: schemas.AgentFields, field: str) -> Any:
     return getattr(body, field)
 
 
-async def get_agent(
-    session: AsyncSession, principal: Principal, agent_id: uuid.UUID
-) -> schemas.Agent:
+async def get_agent(session: AsyncSession, principal: Principal, agent_id: uuid.UUID) -> bytes:
     return await _view(session, principal.org_id, agent_id)
 
 
 async def list_agents(
     session: AsyncSession, principal: Principal, query: schemas.AgentListQuery
-) -> Page[schemas.Agent]:
+) -> bytes:
     cursor = await resolve_cursor(
         query,
         "agent",
         lambda agent_id, newer: repository.get_cursor(session, principal.org_id, agent_id, newer),
     )
-    rows = await repository.list_view(
+    return await views.page(
         session,
         principal.org_id,
         agent_type=query.type,
@@ -95,13 +93,11 @@ async def list_agents(
         cursor=cursor,
         limit=query.limit,
     )
-    agents, has_more = page_of(views.render(rows), cursor, query.limit)
-    return Page[schemas.Agent](data=agents, has_more=has_more)
 
 
 async def create_agent(
     session: AsyncSession, principal: Principal, body: schemas.AgentCreate
-) -> schemas.Agent:
+) -> bytes:
     number_ids = body.number_ids or []
     found = await numbers_repository.lock_active(
         session, principal.org_id, number_ids, exclusive=False
@@ -133,7 +129,7 @@ async def update_agent(
     body: schemas.AgentUpdate,
     *,
     if_match: IfMatch | None = None,
-) -> schemas.Agent:
+) -> bytes:
     agent = await _get_mutable(session, principal, agent_id, if_match)
     values = {field: _stored(body, field) for field in body.model_fields_set}
     primary = values.get("primary_number_id")
@@ -150,7 +146,7 @@ async def archive_agent(
     agent_id: uuid.UUID,
     *,
     if_match: IfMatch | None = None,
-) -> schemas.Agent:
+) -> bytes:
     found = await repository.get(session, principal.org_id, agent_id, for_update=True)
     agent = await _require(session, found, agent_id, if_match, mutable=False)
     if agent.archived_at is None:
@@ -166,7 +162,7 @@ async def attach_number(
     body: schemas.AttachNumber,
     *,
     if_match: IfMatch | None = None,
-) -> schemas.Agent:
+) -> bytes:
     # Checked in the same order as every other change: agent, If-Match, archived, then the
     # number; the agent is checked again once it is locked.
     found = await repository.get(session, principal.org_id, agent_id)
@@ -194,7 +190,7 @@ async def detach_number(
     number_id: uuid.UUID,
     *,
     if_match: IfMatch | None = None,
-) -> schemas.Agent:
+) -> bytes:
     agent = await _get_mutable(session, principal, agent_id, if_match)
     await bindings.detach(session, agent, number_id)
     return await _view(session, principal.org_id, agent_id)
@@ -207,7 +203,7 @@ async def set_primary_number(
     body: schemas.SetPrimaryNumber,
     *,
     if_match: IfMatch | None = None,
-) -> schemas.Agent:
+) -> bytes:
     agent = await _get_mutable(session, principal, agent_id, if_match)
     await bindings.require_attached(session, agent, body.number_id)
     if agent.primary_number_id != body.number_id:

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-import asyncpg
 from sqlalchemy import ColumnElement, Select, bindparam, func, literal, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, UUID, aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,6 +15,7 @@ from sqlalchemy.orm import aliased
 from callingbox_server.core import models
 from callingbox_server.core.db.driver import DriverStatement, driver_fetch, for_driver
 from callingbox_server.core.db.scoping import org_scoped
+from callingbox_server.core.db.wire import as_bytes, json_of, wire_column
 from callingbox_server.core.pagination import (
     Cursor,
     KeysetDirection,
@@ -59,12 +59,19 @@ NUMBER_COLUMNS: dict[str, ColumnElement[Any]] = {
 }
 
 
-def select_numbers(*extra: ColumnElement[Any]) -> Select[Any]:
-    return select(*NUMBER_COLUMNS.values(), *extra)
+def number_json() -> ColumnElement[Any]:
+    """A number as its wire JSON, for a query whose FROM has ``numbers``: rendered by PostgreSQL
+    (see core.db.wire), the one representation every number response sends."""
+    wire = select(*(wire_column(Number, name, column) for name, column in NUMBER_COLUMNS.items()))
+    return json_of(wire.correlate(N), "number", lateral=True)
+
+
+def _select_bodies() -> Select[Any]:
+    return select(as_bytes(number_json()).label("body")).select_from(N)
 
 
 # Reads of numbers run on the driver (see driver_fetch): one statement each, no transaction.
-_GET = for_driver(org_scoped(select_numbers(), N).where(N.id == bindparam("number_id")))
+_GET = for_driver(org_scoped(_select_bodies(), N).where(N.id == bindparam("number_id")))
 _CURSOR = for_driver(
     org_scoped(select(N.purchased_at, N.id), N).where(N.id == bindparam("number_id"))
 )
@@ -72,16 +79,15 @@ _CURSOR = for_driver(
 
 @lru_cache
 def _page(direction: KeysetDirection) -> DriverStatement:
-    statement = org_scoped(select_numbers(), N).where(N.status == bindparam("status"))
+    statement = org_scoped(_select_bodies(), N).where(N.status == bindparam("status"))
     columns = models.Number.__table__.c
     return for_driver(keyset(statement, columns.purchased_at, columns.id, direction))
 
 
-async def get(
-    session: AsyncSession, org_id: uuid.UUID, number_id: uuid.UUID
-) -> asyncpg.Record | None:
+async def get_body(session: AsyncSession, org_id: uuid.UUID, number_id: uuid.UUID) -> bytes | None:
+    """The number's wire JSON; None when the org has no such number."""
     rows = await driver_fetch(session, _GET, {"org_id": org_id, "number_id": number_id})
-    return rows[0] if rows else None
+    return rows[0]["body"] if rows else None
 
 
 async def get_cursor(
@@ -93,10 +99,11 @@ async def get_cursor(
 
 async def list_page(
     session: AsyncSession, org_id: uuid.UUID, status: str, cursor: Cursor | None, limit: int
-) -> Sequence[asyncpg.Record]:
-    """Up to ``limit`` + 1 numbers (the extra one says whether there are more)."""
+) -> list[bytes]:
+    """The wire JSON of up to ``limit`` + 1 numbers (the extra one says whether there are more)."""
     params = {"org_id": org_id, "status": status, **keyset_params(cursor, limit)}
-    return await driver_fetch(session, _page(keyset_direction(cursor)), params)
+    rows = await driver_fetch(session, _page(keyset_direction(cursor)), params)
+    return [row["body"] for row in rows]
 
 
 async def active_among(session: AsyncSession, phone_numbers: Sequence[str]) -> set[str]:
@@ -148,9 +155,12 @@ async def lock_active(
     return set((await session.scalars(statement)).all())
 
 
-async def mark_released(session: AsyncSession, org_id: uuid.UUID, number_id: uuid.UUID) -> None:
-    await session.execute(
+async def mark_released(session: AsyncSession, org_id: uuid.UUID, number_id: uuid.UUID) -> str:
+    """Release the number; returns its phone number, for the provider."""
+    statement = (
         org_scoped(update(N), N, org_id)
         .where(N.id == number_id)
         .values(status="released", released_at=func.statement_timestamp())
+        .returning(N.e164)
     )
+    return (await session.execute(statement)).scalar_one()

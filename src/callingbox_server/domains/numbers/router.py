@@ -25,7 +25,7 @@ from callingbox_server.api.openapi import (
     error_responses,
     object_responses,
 )
-from callingbox_server.api.responses import representation
+from callingbox_server.api.responses import json_bytes, representation
 from callingbox_server.core.pagination import Page
 from callingbox_server.domains.numbers import schemas, service
 from callingbox_server.domains.numbers.providers import NumbersProvider
@@ -64,14 +64,19 @@ router = APIRouter(
 )
 
 
-@router.get("", summary="List your phone numbers", responses=error_responses(400))
+@router.get(
+    "",
+    summary="List your phone numbers",
+    response_model=Page[schemas.Number],
+    responses=error_responses(400),
+)
 async def list_numbers(
     session: SessionDep,
     principal: PrincipalDep,
     query: Annotated[schemas.NumberListQuery, Query()],
-) -> Page[schemas.Number]:
+) -> Response:
     """List the organization's numbers, newest first (active ones unless asked otherwise)."""
-    return await service.list_numbers(session, principal, query)
+    return json_bytes(await service.list_numbers(session, principal, query))
 
 
 @router.get("/available", summary="Search available numbers", responses=error_responses(400))

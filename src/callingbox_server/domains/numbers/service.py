@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callingbox_server.core.errors import InvalidRequest, NotFound, NumberUnavailable
-from callingbox_server.core.pagination import Page, page_of, resolve_cursor
+from callingbox_server.core.pagination import resolve_cursor
 from callingbox_server.core.preconditions import IfMatch, require_match
 from callingbox_server.core.principal import Principal
 from callingbox_server.domains.bindings import service as bindings
@@ -19,9 +19,8 @@ from callingbox_server.domains.numbers.providers import (
 )
 
 
-async def get_number(
-    session: AsyncSession, principal: Principal, number_id: uuid.UUID
-) -> schemas.Number:
+async def get_number(session: AsyncSession, principal: Principal, number_id: uuid.UUID) -> bytes:
+    """The number's wire JSON (see views)."""
     number = await views.read(session, principal.org_id, number_id)
     if number is None:
         raise NotFound(f"number {number_id} not found")
@@ -30,15 +29,13 @@ async def get_number(
 
 async def list_numbers(
     session: AsyncSession, principal: Principal, query: schemas.NumberListQuery
-) -> Page[schemas.Number]:
+) -> bytes:
     cursor = await resolve_cursor(
         query,
         "number",
         lambda number_id, newer: repository.get_cursor(session, principal.org_id, number_id, newer),
     )
-    rows = await repository.list_page(session, principal.org_id, query.status, cursor, query.limit)
-    numbers, has_more = page_of(rows, cursor, query.limit)
-    return Page[schemas.Number](data=[views.render(row) for row in numbers], has_more=has_more)
+    return await views.page(session, principal.org_id, query.status, cursor, query.limit)
 
 
 async def search_available(
@@ -61,7 +58,7 @@ async def purchase_number(
     principal: Principal,
     provider: NumbersProvider,
     body: schemas.PurchaseRequest,
-) -> schemas.Number:
+) -> bytes:
     unavailable = NumberUnavailable(f"phone number {body.phone_number} is not available")
     if await repository.active_among(session, [body.phone_number]):
         raise unavailable
@@ -84,7 +81,7 @@ async def release_number(
     number_id: uuid.UUID,
     *,
     if_match: IfMatch | None = None,
-) -> schemas.Number:
+) -> bytes:
     active = await repository.lock_active(session, principal.org_id, [number_id], exclusive=True)
     if if_match is not None:
         current = await get_number(session, principal, number_id)  # 404 before 412
@@ -92,7 +89,7 @@ async def release_number(
     if not active:
         return await get_number(session, principal, number_id)  # released already, or 404
     await bindings.detach_everywhere(session, principal.org_id, number_id)
-    await repository.mark_released(session, principal.org_id, number_id)
+    e164 = await repository.mark_released(session, principal.org_id, number_id)
     released = await get_number(session, principal, number_id)
-    await provider.release(released.e164)
+    await provider.release(e164)
     return released
