@@ -60,9 +60,11 @@ def make(*args: str) -> subprocess.CompletedProcess[str]:
     """Run make in the checkout with this interpreter's venv, never (re)installing it."""
     if shutil.which("make") is None:
         pytest.fail("make is not installed, but the README's two commands are make targets")
-    stamp = VENV / ".installed"
+    stamps = [
+        option for stamp in (".installed", ".installed-run") for option in ("-o", str(VENV / stamp))
+    ]
     return subprocess.run(
-        ["make", "--no-print-directory", f"VENV={VENV}", "-o", str(stamp), *args],
+        ["make", "--no-print-directory", f"VENV={VENV}", *stamps, *args],
         cwd=ROOT,
         env=clean_environment(),
         stdin=subprocess.DEVNULL,
@@ -154,7 +156,20 @@ class TestCompose:
 
         assert make_url(environment["CALLINGBOX_DATABASE_URL"]).drivername == "postgresql"
         secret = environment["CALLINGBOX_KEY_HASH_SECRET"]
-        assert re.fullmatch(r"\$\{CALLINGBOX_KEY_HASH_SECRET:-[^}]+\}", secret), secret
+        assert re.fullmatch(r"\$\{KEY_HASH_SECRET:-[^}]+\}", secret), secret
+
+    def test_its_secret_in_dotenv_is_ignored_by_make_run(self, tmp_path: Path) -> None:
+        # Compose reads .env next to it, and so does the server: a CALLINGBOX_ name there would
+        # override the embedded database's own secret (which the server now refuses, loudly).
+        (variable,) = re.findall(
+            r"\$\{(\w+):-", compose()["x-callingbox-environment"]["CALLINGBOX_KEY_HASH_SECRET"]
+        )
+        assert not variable.startswith("CALLINGBOX_")
+        (tmp_path / ".env").write_text(f"{variable}=from-a-compose-dotenv\n")
+
+        settings = Settings(_env_file=tmp_path / ".env")
+
+        assert settings.key_hash_secret is None
 
     def test_every_long_running_service_has_a_healthcheck(self) -> None:
         for name, definition in compose()["services"].items():
@@ -408,8 +423,36 @@ class TestMakefile:
 
         assert re.search(r"^PYTHON \?= python3$", makefile, re.M)
         assert re.search(r"^\$\(STAMP\): pyproject.toml$", makefile, re.M)
+        assert re.search(r"^\$\(RUN_STAMP\): pyproject.toml$", makefile, re.M)
         assert "-m venv $(VENV)" in makefile
         assert "pip install --disable-pip-version-check -e '.[dev]'" in makefile
+
+    @pytest.mark.parametrize(
+        ("target", "extra"),
+        [("run", "embedded"), ("migrate", "embedded"), ("test", "dev"), ("check", "dev")],
+    )
+    def test_a_fresh_venv_gets_what_the_target_needs(
+        self, tmp_path: Path, target: str, extra: str
+    ) -> None:
+        venv = tmp_path / "venv"  # none yet: make plans the install
+
+        result = subprocess.run(
+            ["make", "--no-print-directory", "-n", f"VENV={venv}", target],
+            cwd=ROOT,
+            env=clean_environment(),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+        assert result.returncode == 0, result.stderr
+        installs = re.findall(
+            r"pip install --disable-pip-version-check -e '\.\[(\w+)\]'", result.stdout
+        )
+        assert installs == [extra], result.stdout
+        assert not venv.exists()
 
     @pytest.mark.parametrize(
         ("target", "expected"),
