@@ -513,6 +513,15 @@ class TestReadme:
 
         assert re.search(r"^make run\b", quick_start, re.M)
         assert re.search(r"^make test\b", quick_start, re.M)
+        assert "make run ARGS='--port 9000'" in quick_start
+        assert "CALLINGBOX_PORT=9000 make run" in quick_start
+
+    def test_says_what_works_today_before_the_quick_start(self) -> None:
+        readme = read("README.md")
+        works = readme[readme.index("## What works today") : readme.index("## Quick start")]
+
+        assert readme.index("## What works today") < readme.index("## Quick start")
+        assert "**Not built yet**: calls, webhooks" in works
 
 
 # The README's examples, run verbatim against a server of their own on a fresh database (they
