@@ -132,6 +132,12 @@ def servers() -> Iterator[list[Server]]:
             server.process.wait(timeout=STOP_TIMEOUT)
 
 
+def create_agent(base_url: str, key: str) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {key}"}
+    body = {"name": "Front desk", "type": "inbound"}
+    return httpx.post(f"{base_url}/v1/agents", headers=headers, json=body, timeout=HTTP_TIMEOUT)
+
+
 def get(base_url: str, path: str, key: str) -> httpx.Response:
     headers = {"Authorization": f"Bearer {key}"}
     return httpx.get(f"{base_url}{path}", headers=headers, timeout=HTTP_TIMEOUT)
@@ -237,12 +243,7 @@ class TestKeysCreate:
         listing = run_cli("keys", "list", "--org", org.lower(), env=cli_env, cwd=tmp_path)
         assert first.id in listing.stdout
         assert again.id in listing.stdout
-        created = httpx.post(
-            f"{live_server}/v1/agents",
-            headers={"Authorization": f"Bearer {first.secret}"},
-            json={"name": "Front desk", "type": "inbound"},
-            timeout=HTTP_TIMEOUT,
-        )
+        created = create_agent(live_server, first.secret)
         assert created.status_code == 201, created.text
         seen = get(live_server, f"/v1/agents/{created.json()['id']}", again.secret)
         assert seen.status_code == 200, "both keys are of one org"
@@ -526,12 +527,7 @@ class TestServeEmbedded:
         secret_file = data_dir / "key_hash_secret"
         assert secret_file.stat().st_mode & 0o777 == 0o600
 
-        created = httpx.post(
-            f"{first.base_url}/v1/agents",
-            headers={"Authorization": f"Bearer {key}"},
-            json={"name": "Front desk", "type": "inbound"},
-            timeout=HTTP_TIMEOUT,
-        )
+        created = create_agent(first.base_url, key)
         assert created.status_code == 201, created.text
         agent_id = created.json()["id"]
 

@@ -56,15 +56,17 @@ def service(name: str) -> dict[str, Any]:
     return services[name]
 
 
-def make(*args: str) -> subprocess.CompletedProcess[str]:
-    """Run make in the checkout with this interpreter's venv, never (re)installing it."""
+def make(*args: str, venv: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run make in the checkout with this interpreter's venv, never (re)installing it; or with
+    ``venv``, where make may plan to create and install it (with ``-n``)."""
     if shutil.which("make") is None:
         pytest.fail("make is not installed, but the README's two commands are make targets")
     stamps = [
         option for stamp in (".installed", ".installed-run") for option in ("-o", str(VENV / stamp))
     ]
+    options = [f"VENV={venv}"] if venv is not None else [f"VENV={VENV}", *stamps]
     return subprocess.run(
-        ["make", "--no-print-directory", f"VENV={VENV}", *stamps, *args],
+        ["make", "--no-print-directory", *options, *args],
         cwd=ROOT,
         env=clean_environment(),
         stdin=subprocess.DEVNULL,
@@ -436,16 +438,7 @@ class TestMakefile:
     ) -> None:
         venv = tmp_path / "venv"  # none yet: make plans the install
 
-        result = subprocess.run(
-            ["make", "--no-print-directory", "-n", f"VENV={venv}", target],
-            cwd=ROOT,
-            env=clean_environment(),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        result = make("-n", target, venv=venv)
 
         assert result.returncode == 0, result.stderr
         installs = re.findall(
