@@ -1,9 +1,12 @@
 # A newcomer needs two commands: `make run` and `make test`. `make check` is exactly what CI runs
-# (.ci/run). Every target creates .venv on first use and re-installs it when pyproject.toml changes.
+# (.ci/run). Every target creates .venv on first use and re-installs it when pyproject.toml changes:
+# `run` and `migrate` with what serving needs (the package and its embedded PostgreSQL), the other
+# targets with the dev toolchain as well (pytest, ruff, mypy, schemathesis, pip-tools).
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+RUN_STAMP := $(VENV)/.installed-run
 STAMP := $(VENV)/.installed
 # Extra arguments: `make run ARGS='--port 9000'`, `make test PYTEST_ARGS='-x -k attach'`.
 ARGS ?=
@@ -27,22 +30,33 @@ help:
 	@echo "make format     rewrite the code with ruff format and ruff check --fix"
 	@echo "make openapi    regenerate openapi.json from the code (commit it with the change)"
 	@echo "make lock       regenerate requirements.lock, the pins the Docker image installs"
-	@echo "make install    create or refresh $(VENV)"
+	@echo "make install    create or refresh $(VENV) with the dev toolchain"
 	@echo "make clean      remove $(VENV) and the caches (keeps the data in .callingbox/)"
 
-$(STAMP): pyproject.toml
+define make_venv
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "callingbox-server needs Python 3.11 or newer: make PYTHON=python3.11 ..." >&2; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --disable-pip-version-check -e '.[dev]'
+endef
+
+# What serving needs, and nothing more: the first `make run` installs no dev toolchain.
+$(RUN_STAMP): pyproject.toml
+	$(make_venv)
+	$(BIN)/python -m pip install --disable-pip-version-check -e '.[embedded]'
 	@touch $@
+
+# The dev extra includes the embedded one, so it stands for both stamps.
+$(STAMP): pyproject.toml
+	$(make_venv)
+	$(BIN)/python -m pip install --disable-pip-version-check -e '.[dev]'
+	@touch $@ $(RUN_STAMP)
 
 install: $(STAMP)
 
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(BIN)/callingbox-server serve $(ARGS)
 
-migrate: $(STAMP)
+migrate: $(RUN_STAMP)
 	$(BIN)/callingbox-server migrate
 
 # pytest exits 5 when it collected nothing: say so, and fail, rather than leave a bare "Error 5".
@@ -72,7 +86,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 # The published contract: tests/test_openapi.py fails until this is rerun after an API change.
-openapi: $(STAMP)
+openapi: $(RUN_STAMP)
 	$(BIN)/callingbox-server openapi --output openapi.json
 
 # The runtime dependencies (no extras) pinned for the Docker image and `pip install

@@ -25,7 +25,7 @@ _NO_SUCH = r"invalid query parameter (starting_after|ending_before): no such"
 # string, no nesting deeper than 32 levels. Saying so in OpenAPI would take a recursive schema of
 # every JSON value, which the document does not carry.
 _JSON_CONTENT = (
-    r"invalid field tools\.[0-9]+\.(http|builtin)\.(parameters|config): "
+    r"invalid field tools\.[0-9]+\.(parameters|config): "
     r"must not (contain NUL characters|nest deeper than 32 levels)"
 )
 

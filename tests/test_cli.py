@@ -31,6 +31,7 @@ LIVE_KEY = re.compile(r"sk_live_[A-Za-z0-9_-]{32,}")
 TEST_KEY = re.compile(r"sk_test_[A-Za-z0-9_-]{32,}")
 ANY_KEY = re.compile(r"sk_(?:live|test)_[A-Za-z0-9_-]{32,}")
 KEY_ID = re.compile(r"^key ([0-9a-f-]{36}) for org ", re.MULTILINE)
+ORG_ID = re.compile(r"^key [0-9a-f-]{36} for org '.*' \(([0-9a-f-]{36})\)", re.MULTILINE)
 COMMAND_TIMEOUT = 120.0  # seconds; a first start on an empty data directory runs initdb
 READY_TIMEOUT = 90.0
 STOP_TIMEOUT = 30.0
@@ -131,6 +132,12 @@ def servers() -> Iterator[list[Server]]:
             server.process.wait(timeout=STOP_TIMEOUT)
 
 
+def create_agent(base_url: str, key: str) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {key}"}
+    body = {"name": "Front desk", "type": "inbound"}
+    return httpx.post(f"{base_url}/v1/agents", headers=headers, json=body, timeout=HTTP_TIMEOUT)
+
+
 def get(base_url: str, path: str, key: str) -> httpx.Response:
     headers = {"Authorization": f"Bearer {key}"}
     return httpx.get(f"{base_url}{path}", headers=headers, timeout=HTTP_TIMEOUT)
@@ -208,7 +215,7 @@ class TestKeysCreate:
         assert abs(expires_at - expected) < timedelta(minutes=5)
         assert get(live_server, "/v1/agents", created.secret).status_code == 200
         listing = run_cli("keys", "list", "--org", org, env=cli_env, cwd=tmp_path)
-        assert f"exp {expires_at:%Y-%m-%d}" in listing.stdout, listing.stdout
+        assert f"expires {expires_at:%Y-%m-%d}" in listing.stdout, listing.stdout
 
     @pytest.mark.parametrize("days", ["0", "-1", "soon"])
     def test_expires_in_days_must_be_a_positive_number(
@@ -221,6 +228,45 @@ class TestKeysCreate:
         assert result.returncode == 2
         assert "--expires-in-days" in result.stderr
         assert ANY_KEY.search(result.stdout) is None
+
+    def test_org_names_are_trimmed_and_found_whatever_their_case(
+        self, cli_env: dict[str, str], tmp_path: Path, org: str, live_server: str
+    ) -> None:
+        typed = f"  {org.upper()} "
+
+        first = create_key(cli_env, tmp_path, typed)
+        again = create_key(cli_env, tmp_path, org)
+
+        assert first.stdout.splitlines()[0] == f"created org '{org.upper()}'"
+        assert again.stdout.splitlines()[0] == f"using org '{org.upper()}'"
+        assert ORG_ID.search(first.stdout)[1] == ORG_ID.search(again.stdout)[1]  # type: ignore[index]
+        listing = run_cli("keys", "list", "--org", org.lower(), env=cli_env, cwd=tmp_path)
+        assert first.id in listing.stdout
+        assert again.id in listing.stdout
+        created = create_agent(live_server, first.secret)
+        assert created.status_code == 201, created.text
+        seen = get(live_server, f"/v1/agents/{created.json()['id']}", again.secret)
+        assert seen.status_code == 200, "both keys are of one org"
+
+    @pytest.mark.parametrize(
+        ("name", "problem"),
+        [
+            ("", "must not be blank"),
+            ("   ", "must not be blank"),
+            ("\t", "must not be blank"),
+            ("a\x01b", "must not contain control characters"),
+            ("x" * 201, "must be at most 200 characters"),
+        ],
+        ids=["empty", "spaces", "tab", "control", "too-long"],
+    )
+    def test_an_org_name_must_be_one_line_of_text(
+        self, cli_env: dict[str, str], tmp_path: Path, name: str, problem: str
+    ) -> None:
+        result = run_cli("keys", "create", "--org", name, env=cli_env, cwd=tmp_path)
+
+        assert result.returncode == 2
+        assert f"argument --org: an org name {problem}" in result.stderr
+        assert result.stdout == ""
 
 
 class TestKeysList:
@@ -249,6 +295,40 @@ class TestKeysList:
         assert mine.id in result.stdout
         assert other.id not in result.stdout
 
+    def test_an_unknown_org_fails(self, cli_env: dict[str, str], tmp_path: Path, org: str) -> None:
+        result = run_cli("keys", "list", "--org", org, env=cli_env, cwd=tmp_path)
+
+        assert result.returncode == 1
+        assert result.stdout == ""
+        assert f"error: no org '{org}' (see 'keys list' for every org)" in result.stderr
+
+    def test_columns_line_up(self, cli_env: dict[str, str], tmp_path: Path, org: str) -> None:
+        long_org = f"{org}-whose-name-is-longer-than-twenty-characters"
+        create_key(cli_env, tmp_path, long_org, "--expires-in-days", "30", "--name", "ci")
+        create_key(cli_env, tmp_path, long_org)
+        revoked = create_key(cli_env, tmp_path, long_org, "--test")
+        run_cli("keys", "revoke", revoked.id, env=cli_env, cwd=tmp_path)
+
+        result = run_cli("keys", "list", "--org", long_org, env=cli_env, cwd=tmp_path)
+
+        header, *rows = result.stdout.splitlines()
+        assert len(rows) == 3
+        columns = ["KEY ID", "ORG", "KEY", "STATE", "CREATED", "NAME"]
+        starts = [header.index(f"{name}  " if name != "NAME" else name) for name in columns]
+        assert starts == sorted(starts)
+        for row in rows:
+            ends = [*starts[1:], len(row)]
+            cells = [row[start:end].strip() for start, end in zip(starts, ends, strict=True)]
+            for cell, start in zip(cells[1:], starts[1:], strict=True):
+                if cell:  # each cell starts where its header does (an empty NAME has none)
+                    assert row[start - 2 : start] == "  ", (row, start)
+                    assert row[start] != " ", (row, start)
+            assert cells[1] == long_org
+        states = sorted(row[starts[3] : starts[4]].strip() for row in rows)
+        assert states[0] == "active"
+        assert re.fullmatch(r"expires \d{4}-\d\d-\d\d", states[1]), states
+        assert states[2] == "revoked"
+
 
 class TestKeysRevoke:
     def test_revoked_key_is_refused_from_the_next_request(
@@ -267,14 +347,46 @@ class TestKeysRevoke:
         listing = run_cli("keys", "list", "--org", org, env=cli_env, cwd=tmp_path)
         assert "revoked" in listing.stdout
 
-    def test_revoking_twice_succeeds(
+    def test_revoking_twice_says_it_was_revoked_already(
         self, cli_env: dict[str, str], tmp_path: Path, org: str
     ) -> None:
         created = create_key(cli_env, tmp_path, org)
+        first = run_cli("keys", "revoke", created.id, env=cli_env, cwd=tmp_path)
+        assert first.returncode == 0, first.stderr
 
-        for _ in range(2):
-            result = run_cli("keys", "revoke", created.id, env=cli_env, cwd=tmp_path)
-            assert result.returncode == 0, result.stderr
+        again = run_cli("keys", "revoke", created.id, env=cli_env, cwd=tmp_path)
+
+        assert again.returncode == 1
+        assert again.stdout == ""
+        assert re.search(
+            rf"^error: key {created.id} was revoked already, at "
+            r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC; nothing changed$",
+            again.stderr,
+            re.MULTILINE,
+        ), again.stderr
+
+    def test_the_key_itself_can_be_given(
+        self, cli_env: dict[str, str], tmp_path: Path, org: str, live_server: str
+    ) -> None:
+        created = create_key(cli_env, tmp_path, org)
+
+        result = run_cli("keys", "revoke", created.secret, env=cli_env, cwd=tmp_path)
+
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == f"revoked key {created.id}\n"
+        assert created.secret not in result.stderr
+        assert get(live_server, "/v1/agents", created.secret).status_code == 401
+
+    def test_an_unknown_key_fails_without_echoing_it(
+        self, cli_env: dict[str, str], tmp_path: Path
+    ) -> None:
+        secret = "sk_live_" + "Q" * 43
+
+        result = run_cli("keys", "revoke", secret, env=cli_env, cwd=tmp_path)
+
+        assert result.returncode == 1
+        assert "error: no key sk_live_...QQQQ in this database" in result.stderr
+        assert secret not in result.stderr + result.stdout
 
     def test_unknown_key_id_fails(self, cli_env: dict[str, str], tmp_path: Path) -> None:
         key_id = str(uuid.uuid4())
@@ -289,7 +401,11 @@ class TestKeysRevoke:
         result = run_cli("keys", "revoke", "sk_live_oops", env=cli_env, cwd=tmp_path)
 
         assert result.returncode == 2
-        assert "is not a key id" in result.stderr
+        assert (
+            "argument KEY: is not a key id (a UUID, see 'keys list') or a key "
+            "(sk_live_... or sk_test_...)"
+        ) in result.stderr
+        assert "oops" not in result.stderr, "what may be a mistyped secret is not echoed"
         assert "Traceback" not in result.stderr
 
 
@@ -301,41 +417,29 @@ class TestMigrate:
             assert "latest migration" in result.stdout
 
 
-class TestSettingsErrors:
-    @pytest.mark.parametrize(
-        "args",
-        [
-            ("serve",),
-            ("migrate",),
-            ("keys", "create", "--org", "acme"),
-            ("keys", "list"),
-            ("keys", "revoke", "00000000-0000-0000-0000-000000000000"),
-        ],
-        ids=lambda args: " ".join(args[:2]),
-    )
-    def test_database_url_without_key_hash_secret_exits_2(
-        self, database_url: str, tmp_path: Path, args: tuple[str, ...]
-    ) -> None:
-        env = clean_environment(CALLINGBOX_DATABASE_URL=database_url)
+class TestServeHelp:
+    def test_says_what_each_option_does_and_its_default(self, tmp_path: Path) -> None:
+        env = clean_environment(CALLINGBOX_PORT="9123", CALLINGBOX_WORKERS="3")
 
-        result = run_cli(*args, env=env, cwd=tmp_path)
+        result = run_cli("serve", "--help", env=env, cwd=tmp_path)
 
-        assert result.returncode == 2
-        assert "CALLINGBOX_KEY_HASH_SECRET is required" in result.stderr
-        assert "Traceback" not in result.stderr
-        assert not (tmp_path / ".callingbox").exists(), "no embedded database was started"
+        assert result.returncode == 0, result.stderr
+        text = " ".join(result.stdout.split())
+        assert "address to listen on (default: 127.0.0.1; CALLINGBOX_HOST sets the default)" in text
+        assert "port to listen on (default: 9123; CALLINGBOX_PORT sets the default)" in text
+        assert "server processes, 1 to 64 (default: 3; CALLINGBOX_WORKERS sets the default)" in text
+        # argparse wraps a long path at its hyphens: compare without the whitespace.
+        here = f"CALLINGBOX_DATA_DIR(here:{tmp_path.resolve() / '.callingbox'})"
+        assert here in "".join(result.stdout.split())
+        assert not (tmp_path / ".callingbox").exists()
 
-    def test_database_url_of_another_kind_exits_2(self, tmp_path: Path) -> None:
-        env = clean_environment(
-            CALLINGBOX_DATABASE_URL="mysql://localhost/callingbox",
-            CALLINGBOX_KEY_HASH_SECRET=HASH_SECRET,
-        )
-
-        result = run_cli("migrate", env=env, cwd=tmp_path)
+    @pytest.mark.parametrize("port", ["0", "65536", "http"])
+    def test_a_bad_port_is_refused(self, tmp_path: Path, port: str) -> None:
+        result = run_cli("serve", "--port", port, env=clean_environment(), cwd=tmp_path)
 
         assert result.returncode == 2
-        assert "CALLINGBOX_DATABASE_URL must start with postgresql://" in result.stderr
-        assert "Traceback" not in result.stderr
+        assert "argument --port: must be a whole number from 1 to 65535" in result.stderr
+        assert not (tmp_path / ".callingbox").exists()
 
 
 # serve on the embedded PostgreSQL
@@ -423,12 +527,7 @@ class TestServeEmbedded:
         secret_file = data_dir / "key_hash_secret"
         assert secret_file.stat().st_mode & 0o777 == 0o600
 
-        created = httpx.post(
-            f"{first.base_url}/v1/agents",
-            headers={"Authorization": f"Bearer {key}"},
-            json={"name": "Front desk", "type": "inbound"},
-            timeout=HTTP_TIMEOUT,
-        )
+        created = create_agent(first.base_url, key)
         assert created.status_code == 201, created.text
         agent_id = created.json()["id"]
 

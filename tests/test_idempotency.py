@@ -42,7 +42,10 @@ class TestIdempotencyKeyHeader:
     ) -> None:
         r = await tenant.client.post("/v1/agents", json=AGENT, headers=[(b"Idempotency-Key", key)])
         assert r.status_code == 400
-        message = "invalid Idempotency-Key header: 1 to 255 printable ASCII characters"
+        message = (
+            "invalid Idempotency-Key header: must be 1 to 255 printable ASCII characters, "
+            "not starting or ending with a space, such as a UUID"
+        )
         assert r.json() == error(r, message)
         assert await agent_count(tenant) == 0
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import json
+import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -184,3 +187,56 @@ class TestDocs:
         assert r.headers["content-type"].startswith("text/html")
         assert "swagger-ui" in r.text
         assert "/openapi.json" in r.text
+
+    async def test_docs_work_with_the_network_blocked(
+        self, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Nothing may leave this machine while the page and its assets are served.
+        monkeypatch.setattr(socket.socket, "connect", _local_connect_only(socket.socket.connect))
+        monkeypatch.setattr(socket, "getaddrinfo", _no_name_lookups)
+
+        page = await client.get("/docs")
+
+        assert page.status_code == 200
+        assert "://" not in page.text, "the page names another origin"
+        assets = re.findall(r'(?:src|href)="([^"]*)"', page.text)
+        assert sorted(assets) == [
+            "/static-offline-docs/favicon.png",
+            "/static-offline-docs/swagger-ui-bundle.js",
+            "/static-offline-docs/swagger-ui.css",
+        ]
+        types = {}
+        for asset in assets:
+            r = await client.get(asset)
+            assert r.status_code == 200, asset
+            types[asset.rsplit(".", 1)[-1]] = r
+        assert types["js"].headers["content-type"].startswith("text/javascript")
+        assert "SwaggerUIBundle" in types["js"].text
+        assert types["css"].headers["content-type"].startswith("text/css")
+        # The stylesheet's images are inline: no font or image is fetched from elsewhere.
+        assert all(url.startswith("data:") for url in CSS_URL.findall(types["css"].text))
+        assert types["png"].headers["content-type"] == "image/png"
+        # No online validator: Swagger UI would otherwise send it the document.
+        assert '"validatorUrl": null' in page.text
+
+    async def test_redoc_is_not_served(self, client: httpx.AsyncClient) -> None:
+        r = await client.get("/redoc")
+
+        assert r.status_code == 404
+
+
+CSS_URL = re.compile(r"url\(\s*[\"']?([^\"')]*)")
+
+
+def _local_connect_only(connect: Any) -> Any:
+    def guarded(sock: socket.socket, address: Any) -> Any:
+        host = address[0] if isinstance(address, tuple) else None
+        if host is not None and not ipaddress.ip_address(host).is_loopback:
+            raise OSError(f"network blocked by the test: {address}")
+        return connect(sock, address)
+
+    return guarded
+
+
+def _no_name_lookups(host: Any, *args: Any, **kwargs: Any) -> Any:
+    raise OSError(f"network blocked by the test: name lookup of {host}")

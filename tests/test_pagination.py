@@ -122,11 +122,11 @@ class TestPageSize:
     @pytest.mark.parametrize(
         ("limit", "message"),
         [
-            ("0", "Input should be greater than or equal to 1"),
-            ("-1", "Input should be greater than or equal to 1"),
-            ("101", "Input should be less than or equal to 100"),
-            ("abc", "Input should be a valid integer, unable to parse string as an integer"),
-            ("1.5", "Input should be a valid integer, unable to parse string as an integer"),
+            ("0", "must be at least 1"),
+            ("-1", "must be at least 1"),
+            ("101", "must be at most 100"),
+            ("abc", "must be a whole number"),
+            ("1.5", "must be a whole number"),
         ],
     )
     async def test_limit_out_of_bounds_is_rejected(

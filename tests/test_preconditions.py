@@ -154,7 +154,11 @@ class TestIfMatchOnAgents:
         path = f"/v1/agents/{agent['id']}"
         r = await tenant.client.patch(path, json={"name": "No"}, headers={"If-Match": header})
         assert r.status_code == 400
-        assert r.json() == error(r, 'invalid If-Match header: expected "*" or quoted ETags')
+        assert r.json() == error(
+            r,
+            "invalid If-Match header: must be * or quoted ETags separated by commas, such as "
+            '"3f0a4cbe5f1d2e7a9b6c8d0e1f2a3b4c"',
+        )
         assert (await tenant.client.get(path)).json()["name"] == agent["name"]
 
     async def test_without_if_match_nothing_changes(self, tenant: Tenant) -> None:

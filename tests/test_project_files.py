@@ -56,13 +56,17 @@ def service(name: str) -> dict[str, Any]:
     return services[name]
 
 
-def make(*args: str) -> subprocess.CompletedProcess[str]:
-    """Run make in the checkout with this interpreter's venv, never (re)installing it."""
+def make(*args: str, venv: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run make in the checkout with this interpreter's venv, never (re)installing it; or with
+    ``venv``, where make may plan to create and install it (with ``-n``)."""
     if shutil.which("make") is None:
         pytest.fail("make is not installed, but the README's two commands are make targets")
-    stamp = VENV / ".installed"
+    stamps = [
+        option for stamp in (".installed", ".installed-run") for option in ("-o", str(VENV / stamp))
+    ]
+    options = [f"VENV={venv}"] if venv is not None else [f"VENV={VENV}", *stamps]
     return subprocess.run(
-        ["make", "--no-print-directory", f"VENV={VENV}", "-o", str(stamp), *args],
+        ["make", "--no-print-directory", *options, *args],
         cwd=ROOT,
         env=clean_environment(),
         stdin=subprocess.DEVNULL,
@@ -154,7 +158,20 @@ class TestCompose:
 
         assert make_url(environment["CALLINGBOX_DATABASE_URL"]).drivername == "postgresql"
         secret = environment["CALLINGBOX_KEY_HASH_SECRET"]
-        assert re.fullmatch(r"\$\{CALLINGBOX_KEY_HASH_SECRET:-[^}]+\}", secret), secret
+        assert re.fullmatch(r"\$\{KEY_HASH_SECRET:-[^}]+\}", secret), secret
+
+    def test_its_secret_in_dotenv_is_ignored_by_make_run(self, tmp_path: Path) -> None:
+        # Compose reads .env next to it, and so does the server: a CALLINGBOX_ name there would
+        # override the embedded database's own secret (which the server now refuses, loudly).
+        (variable,) = re.findall(
+            r"\$\{(\w+):-", compose()["x-callingbox-environment"]["CALLINGBOX_KEY_HASH_SECRET"]
+        )
+        assert not variable.startswith("CALLINGBOX_")
+        (tmp_path / ".env").write_text(f"{variable}=from-a-compose-dotenv\n")
+
+        settings = Settings(_env_file=tmp_path / ".env")
+
+        assert settings.key_hash_secret is None
 
     def test_every_long_running_service_has_a_healthcheck(self) -> None:
         for name, definition in compose()["services"].items():
@@ -408,8 +425,27 @@ class TestMakefile:
 
         assert re.search(r"^PYTHON \?= python3$", makefile, re.M)
         assert re.search(r"^\$\(STAMP\): pyproject.toml$", makefile, re.M)
+        assert re.search(r"^\$\(RUN_STAMP\): pyproject.toml$", makefile, re.M)
         assert "-m venv $(VENV)" in makefile
         assert "pip install --disable-pip-version-check -e '.[dev]'" in makefile
+
+    @pytest.mark.parametrize(
+        ("target", "extra"),
+        [("run", "embedded"), ("migrate", "embedded"), ("test", "dev"), ("check", "dev")],
+    )
+    def test_a_fresh_venv_gets_what_the_target_needs(
+        self, tmp_path: Path, target: str, extra: str
+    ) -> None:
+        venv = tmp_path / "venv"  # none yet: make plans the install
+
+        result = make("-n", target, venv=venv)
+
+        assert result.returncode == 0, result.stderr
+        installs = re.findall(
+            r"pip install --disable-pip-version-check -e '\.\[(\w+)\]'", result.stdout
+        )
+        assert installs == [extra], result.stdout
+        assert not venv.exists()
 
     @pytest.mark.parametrize(
         ("target", "expected"),
@@ -470,6 +506,15 @@ class TestReadme:
 
         assert re.search(r"^make run\b", quick_start, re.M)
         assert re.search(r"^make test\b", quick_start, re.M)
+        assert "make run ARGS='--port 9000'" in quick_start
+        assert "CALLINGBOX_PORT=9000 make run" in quick_start
+
+    def test_says_what_works_today_before_the_quick_start(self) -> None:
+        readme = read("README.md")
+        works = readme[readme.index("## What works today") : readme.index("## Quick start")]
+
+        assert readme.index("## What works today") < readme.index("## Quick start")
+        assert "**Not built yet**: calls, webhooks" in works
 
 
 # The README's examples, run verbatim against a server of their own on a fresh database (they

@@ -5,19 +5,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
+import re
 import signal
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
+from pydantic import ValidationError
 from sqlalchemy import pool
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from callingbox_server.core import migrate
-from callingbox_server.core.config import Settings, get_settings
+from callingbox_server.core.config import Settings, describe_settings_error, get_settings
 from callingbox_server.core.runtime import ConfigError, Runtime, resolve_runtime
 from callingbox_server.domains.keys import repository as keys_repository
 from callingbox_server.domains.keys import service as keys
@@ -25,6 +29,9 @@ from callingbox_server.domains.keys import service as keys
 T = TypeVar("T")
 DEFAULT_ORG = "default"
 MAX_WORKERS = 64  # as CALLINGBOX_WORKERS allows
+# What `keys revoke` takes besides a key id: a whole key, as `keys create` printed it.
+_KEY_SHAPE = re.compile(r"sk_(?:live|test)_[A-Za-z0-9_-]{20,}")
+logger = logging.getLogger("callingbox_server")
 
 
 def _run_in_session(runtime: Runtime, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
@@ -42,8 +49,15 @@ def _run_in_session(runtime: Runtime, work: Callable[[AsyncSession], Awaitable[T
     return asyncio.run(go())
 
 
+def _say_database(runtime: Runtime) -> None:
+    """Every command names its database on stderr: one found in the wrong directory, or another
+    server than meant, shows at once instead of as an empty list or a 401 later."""
+    print(f"database: {runtime.describe()}", file=sys.stderr, flush=True)
+
+
 def _runtime(settings: Settings) -> Runtime:
     runtime = resolve_runtime(settings)
+    _say_database(runtime)
     if runtime.embedded:
         # The embedded database is ours to keep current; an external one is migrated on purpose.
         migrate.upgrade(runtime.database_url)
@@ -62,7 +76,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             "serve keeps the embedded one migrated itself"
         )
     configure_logging(settings.log_level, settings.log_format)
-    runtime = resolve_runtime(settings)
+    runtime = resolve_runtime(settings, create=True)
+    # Logged, not printed: with CALLINGBOX_LOG_FORMAT=json every line on stderr is JSON.
+    logger.info("database: %s", runtime.describe())
     if not args.no_migrate:
         migrate.upgrade(runtime.database_url)
     if runtime.embedded:
@@ -124,6 +140,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     runtime = resolve_runtime(settings)
+    _say_database(runtime)
     migrate.upgrade(runtime.database_url)
     print("database is at the latest migration")
     return 0
@@ -156,6 +173,7 @@ def cmd_keys_create(args: argparse.Namespace, settings: Settings) -> int:
 
     created = _run_in_session(runtime, create)
     expiry = f", expires {created.expires_at.isoformat()}" if created.expires_at else ""
+    print(f"{'created' if created.org_created else 'using'} org '{created.org_name}'")
     print(f"key {created.id} for org '{created.org_name}' ({created.org_id}){expiry}")
     print("store it now: the secret is not kept and cannot be shown again")
     print(created.secret)
@@ -164,46 +182,104 @@ def cmd_keys_create(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_keys_list(args: argparse.Namespace, settings: Settings) -> int:
     runtime = _runtime(settings)
-    rows = _run_in_session(runtime, lambda session: keys_repository.list_keys(session, args.org))
-    print(f"{'KEY ID':36}  {'ORG':20}  {'KEY':18}  {'STATE':8}  {'CREATED':20}  NAME")
-    for key, org in rows:
-        state = "revoked" if key.revoked_at else "active"
-        if state == "active" and key.expires_at is not None:
-            state = f"exp {key.expires_at:%Y-%m-%d}"
-        shown = f"sk_{key.mode}_...{key.last4}"
-        created = f"{key.created_at:%Y-%m-%d %H:%M:%S}"
+
+    async def listing(session: AsyncSession) -> list[keys_repository.ListedKey] | None:
+        if args.org is None:
+            return await keys_repository.list_keys(session)
+        org = await keys_repository.find_org(session, args.org)
+        return None if org is None else await keys_repository.list_keys(session, org[0])
+
+    rows = _run_in_session(runtime, listing)
+    if rows is None:
+        print(f"error: no org '{args.org}' (see 'keys list' for every org)", file=sys.stderr)
+        return 1
+    if not rows:
+        print("no keys yet: create one with 'keys create --org NAME'", file=sys.stderr)
+        return 0
+    now = datetime.now(UTC)
+    table = [("KEY ID", "ORG", "KEY", "STATE", "CREATED", "NAME")]
+    table += [
+        (
+            str(key.id),
+            org,
+            f"sk_{key.mode}_...{key.last4}",
+            _key_state(key.revoked_at, key.expires_at, now),
+            f"{key.created_at:%Y-%m-%d %H:%M:%S}",
+            key.name or "",
+        )
+        for key, org in rows
+    ]
+    widths = [max(len(row[column]) for row in table) for column in range(len(table[0]))]
+    for row in table:
         print(
-            f"{key.id!s:36}  {org[:20]:20}  {shown:18}  {state:8}  {created:20}  {key.name or ''}"
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         )
     return 0
 
 
-def cmd_keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
+def _key_state(revoked_at: datetime | None, expires_at: datetime | None, now: datetime) -> str:
+    if revoked_at is not None:
+        return "revoked"
+    if expires_at is None:
+        return "active"
+    return f"{'expires' if expires_at > now else 'expired'} {expires_at:%Y-%m-%d}"
+
+
+def _key_reference(value: str) -> uuid.UUID | str:
+    """A key id, or a whole key; the value is never echoed, in case it is a mistyped secret."""
     try:
-        key_id = uuid.UUID(args.key_id)
+        return uuid.UUID(value)
     except ValueError:
-        print(f"error: {args.key_id} is not a key id (a UUID, see 'keys list')", file=sys.stderr)
-        return 2
+        if _KEY_SHAPE.fullmatch(value):
+            return value
+    raise argparse.ArgumentTypeError(
+        "is not a key id (a UUID, see 'keys list') or a key (sk_live_... or sk_test_...)"
+    )
+
+
+def cmd_keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
     runtime = _runtime(settings)
-    if not _run_in_session(runtime, lambda session: keys_repository.revoke_key(session, key_id)):
-        print(f"error: no key {key_id}", file=sys.stderr)
+    reference: uuid.UUID | str = args.key
+    if isinstance(reference, uuid.UUID):
+        named, key_id = f"key {reference}", reference
+    else:
+        named = f"key {reference[: len('sk_live_')]}...{reference[-4:]}"
+        key_hash = keys.hash_key(runtime.key_hash_secret, reference)
+        found = _run_in_session(
+            runtime, lambda session: keys_repository.find_key_id(session, key_hash)
+        )
+        if found is None:
+            print(f"error: no {named} in this database", file=sys.stderr)
+            return 1
+        key_id = found
+    revoked = _run_in_session(runtime, lambda session: keys_repository.revoke_key(session, key_id))
+    if revoked is None:
+        print(f"error: no {named}", file=sys.stderr)
+        return 1
+    if revoked.already:
+        when = f"{revoked.revoked_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+        print(
+            f"error: key {key_id} was revoked already, at {when}; nothing changed", file=sys.stderr
+        )
         return 1
     print(f"revoked key {key_id}")
     return 0
 
 
-def _positive(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError("must be 1 or more")
-    return number
+def _whole_number(low: int, high: int) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        if not value.strip().isdigit() or not low <= int(value) <= high:
+            raise argparse.ArgumentTypeError(f"must be a whole number from {low} to {high}")
+        return int(value)
+
+    return parse
 
 
-def _workers(value: str) -> int:
-    number = int(value)
-    if not 1 <= number <= MAX_WORKERS:
-        raise argparse.ArgumentTypeError(f"must be 1 to {MAX_WORKERS}")
-    return number
+def _org_name(value: str) -> str:
+    try:
+        return keys.clean_org_name(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser(settings: Settings) -> argparse.ArgumentParser:
@@ -212,10 +288,31 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="apply migrations, then serve the API")
-    serve.add_argument("--host", default=settings.host)
-    serve.add_argument("--port", type=int, default=settings.port)
-    serve.add_argument("--workers", type=_workers, default=settings.workers)
+    serve = commands.add_parser(
+        "serve",
+        help="apply migrations, then serve the API",
+        description="Apply migrations, then serve the API. Without CALLINGBOX_DATABASE_URL it "
+        "uses the embedded PostgreSQL in CALLINGBOX_DATA_DIR "
+        f"(here: {settings.data_dir.resolve()}), and creates it on the first start.",
+    )
+    serve.add_argument(
+        "--host",
+        default=settings.host,
+        help="address to listen on (default: %(default)s; CALLINGBOX_HOST sets the default)",
+    )
+    serve.add_argument(
+        "--port",
+        type=_whole_number(1, 65535),
+        default=settings.port,
+        help="port to listen on (default: %(default)s; CALLINGBOX_PORT sets the default)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=_whole_number(1, MAX_WORKERS),
+        default=settings.workers,
+        help=f"server processes, 1 to {MAX_WORKERS} "
+        "(default: %(default)s; CALLINGBOX_WORKERS sets the default)",
+    )
     serve.add_argument(
         "--no-migrate",
         action="store_true",
@@ -243,16 +340,28 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
     keys_cmd = commands.add_parser("keys", help="manage API keys")
     keys_commands = keys_cmd.add_subparsers(dest="keys_command", required=True)
     create = keys_commands.add_parser("create", help="create a key (and its org if needed)")
-    create.add_argument("--org", required=True, help="organization name")
+    create.add_argument(
+        "--org",
+        required=True,
+        type=_org_name,
+        help="organization name; an existing org is found whatever the case (Acme is acme)",
+    )
     create.add_argument("--test", action="store_true", help="an sk_test_ key instead of sk_live_")
     create.add_argument("--name", help="a label for the key")
-    create.add_argument("--expires-in-days", type=_positive, help="expire the key after N days")
+    create.add_argument(
+        "--expires-in-days", type=_whole_number(1, 36500), help="expire the key after N days"
+    )
     create.set_defaults(handler=cmd_keys_create)
     listing = keys_commands.add_parser("list", help="list keys (never their secrets)")
-    listing.add_argument("--org", help="only this organization's keys")
+    listing.add_argument("--org", type=_org_name, help="only this organization's keys")
     listing.set_defaults(handler=cmd_keys_list)
     revoke = keys_commands.add_parser("revoke", help="revoke a key, from the next request on")
-    revoke.add_argument("key_id")
+    revoke.add_argument(
+        "key",
+        metavar="KEY",
+        type=_key_reference,
+        help="the key's id (from 'keys list'), or the key itself",
+    )
     revoke.set_defaults(handler=cmd_keys_revoke)
     return parser
 
@@ -260,8 +369,9 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = get_settings()
-    except ValueError as exc:
-        print(f"error: invalid settings: {exc}", file=sys.stderr)
+    except ValidationError as exc:
+        for line in describe_settings_error(exc):
+            print(f"error: {line}", file=sys.stderr)
         return 2
     args = build_parser(settings).parse_args(argv)
     try:

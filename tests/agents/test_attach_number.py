@@ -296,7 +296,7 @@ class TestAttachNumber:
         )
 
         assert r.status_code == 400
-        assert r.json() == error(r, "invalid field set_as_primary: Input should be a valid boolean")
+        assert r.json() == error(r, "invalid field set_as_primary: must be true or false")
         assert await get_agent(tenant, agent["id"]) == agent
         assert await get_number(tenant, second["id"]) == with_agents(second)
 

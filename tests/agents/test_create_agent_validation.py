@@ -30,12 +30,12 @@ INVALID_BODIES = [
     pytest.param({"name": "A"}, "missing required field: type", id="missing-type"),
     pytest.param(
         {"name": "n" * 201, "type": "inbound"},
-        "invalid field name: String should have at most 200 characters",
+        "invalid field name: must be at most 200 characters",
         id="name-too-long",
     ),
     pytest.param(
         {"name": "", "type": "inbound"},
-        "invalid field name: String should have at least 1 character",
+        "invalid field name: must not be empty",
         id="empty-name",
     ),
     pytest.param(
@@ -50,22 +50,22 @@ INVALID_BODIES = [
     ),
     pytest.param(
         {"name": 5, "type": "inbound"},
-        "invalid field name: Input should be a valid string",
+        "invalid field name: must be a string",
         id="name-not-string",
     ),
     pytest.param(
         {"name": "A", "type": "sideways"},
-        "invalid field type: Input should be 'inbound' or 'outbound'",
+        "invalid field type: must be inbound or outbound",
         id="bad-type",
     ),
     pytest.param(
         {"name": "A", "type": "inbound", "voicemail_action": "scream"},
-        "invalid field voicemail_action: Input should be 'hangup' or 'leave_message'",
+        "invalid field voicemail_action: must be hangup or leave_message",
         id="bad-voicemail-action",
     ),
     pytest.param(
         {"name": "A", "type": "inbound", "voicemail_action": None},
-        "invalid field voicemail_action: Input should be 'hangup' or 'leave_message'",
+        "invalid field voicemail_action: must be hangup or leave_message",
         id="null-voicemail-action",
     ),
     pytest.param(
@@ -95,22 +95,22 @@ INVALID_BODIES = [
     ),
     pytest.param(
         {"name": "A", "type": "inbound", "returns": {"when": {"date": "string"}}},
-        "invalid field returns.when: Input should be 'string', 'number' or 'boolean'",
+        "invalid field returns.when: must be one of string, number or boolean",
         id="returns-nested",
     ),
     pytest.param(
         {"name": "A", "type": "inbound", "returns": {"when": "date"}},
-        "invalid field returns.when: Input should be 'string', 'number' or 'boolean'",
+        "invalid field returns.when: must be one of string, number or boolean",
         id="returns-bad-type",
     ),
     pytest.param(
         {"name": "A", "type": "inbound", "returns": ["confirmed"]},
-        "invalid field returns: Input should be a valid dictionary",
+        "invalid field returns: must be a JSON object",
         id="returns-not-object",
     ),
     pytest.param(
         {"name": "A", "type": "inbound", "tools": [http_tool(name=f"t{i}") for i in range(17)]},
-        "invalid field tools: List should have at most 16 items after validation, not 17",
+        "invalid field tools: must have at most 16 items",
         id="too-many-tools",
     ),
     pytest.param(
@@ -121,50 +121,49 @@ INVALID_BODIES = [
     ),
     pytest.param(
         {"name": "A", "type": "inbound", "tools": [http_tool(name="look up")]},
-        "invalid field tools.0.http.name: String should match pattern '^[A-Za-z0-9_-]{1,64}$'",
+        "invalid field tools.0.name: must be 1 to 64 letters, digits, _ or -, "
+        "such as book_appointment",
         id="tool-name-pattern",
     ),
     pytest.param(
         {"name": "A", "type": "inbound", "tools": [http_tool(name="t" * 65)]},
-        "invalid field tools.0.http.name: String should match pattern '^[A-Za-z0-9_-]{1,64}$'",
+        "invalid field tools.0.name: must be 1 to 64 letters, digits, _ or -, "
+        "such as book_appointment",
         id="tool-name-too-long",
     ),
     pytest.param(
         {"name": "A", "type": "inbound", "tools": [http_tool(parameters={"type": "string"})]},
-        'invalid field tools.0.http.parameters: must be a JSON Schema object ({"type": '
-        '"object", ...})',
+        'invalid field tools.0.parameters: must be a JSON Schema object, with "type": "object"',
         id="tool-parameters-not-object-schema",
     ),
     pytest.param(
         {"name": "A", "type": "inbound", "tools": [{**BUILTIN_TOOL, "parameters": {}}]},
-        'invalid field tools.0.builtin.parameters: must be a JSON Schema object ({"type": '
-        '"object", ...})',
+        'invalid field tools.0.parameters: must be a JSON Schema object, with "type": "object"',
         id="builtin-tool-parameters-without-type",
     ),
     pytest.param(
         {"name": "A", "type": "inbound", "tools": [http_tool(type="grpc")]},
-        "invalid field tools.0: Input tag 'grpc' found using 'type' does not match any of the "
-        "expected tags: 'http', 'builtin'",
+        "invalid field tools.0.type: must be http or builtin",
         id="tool-bad-type",
     ),
     pytest.param(
         {"name": "A", "type": "inbound", "tools": [http_tool(policy="write")]},
-        "invalid field tools.0.http.policy: Input should be 'read' or 'confirm_first_write'",
+        "invalid field tools.0.policy: must be read or confirm_first_write",
         id="tool-bad-policy",
     ),
     pytest.param(
         {"name": "A", "type": "inbound", "tools": [http_tool(timeout_ms="5000")]},
-        "invalid field tools.0.http.timeout_ms: Input should be a valid integer",
+        "invalid field tools.0.timeout_ms: must be a whole number",
         id="tool-timeout-as-string",
     ),
     pytest.param(
         {"name": "A", "type": "inbound", "tools": [http_tool(timeout_ms=50)]},
-        "invalid field tools.0.http.timeout_ms: Input should be greater than or equal to 100",
+        "invalid field tools.0.timeout_ms: must be at least 100",
         id="tool-timeout-too-small",
     ),
     pytest.param(
         {"name": "A", "type": "inbound", "tools": [http_tool(secret="x")]},
-        "unknown field: tools.0.http.secret",
+        "unknown field: tools.0.secret",
         id="tool-unknown-field",
     ),
     pytest.param(
@@ -189,23 +188,23 @@ INVALID_BODIES = [
     ),
     pytest.param(
         {"name": "A", "type": "inbound", "tools": [http_tool(url="https:example.com/t")]},
-        "invalid field tools.0.http.url: must be an absolute http(s) URL such as "
+        "invalid field tools.0.url: must be an absolute http(s) URL such as "
         "https://example.com/hook",
         id="tool-url-no-slashes",
     ),
     pytest.param(
         {"name": "A", "type": "inbound", "persona": "p" * LONG},
-        "invalid field persona: String should have at most 32000 characters",
+        "invalid field persona: must be at most 32000 characters",
         id="persona-too-long",
     ),
     pytest.param(
         {"name": "A", "type": "inbound", "instructions": "i" * LONG},
-        "invalid field instructions: String should have at most 32000 characters",
+        "invalid field instructions: must be at most 32000 characters",
         id="instructions-too-long",
     ),
     pytest.param(
         {"name": "A", "type": "inbound", "voice": "v" * 101},
-        "invalid field voice: String should have at most 100 characters",
+        "invalid field voice: must be at most 100 characters",
         id="voice-too-long",
     ),
     pytest.param(
@@ -214,17 +213,17 @@ INVALID_BODIES = [
     pytest.param("A", "request body must be a JSON object", id="string"),
     pytest.param(
         {"name": "A", "type": "inbound", "tools": [http_tool(parameters=nested(31))]},
-        "invalid field tools.0.http.parameters: must not nest deeper than 32 levels",
+        "invalid field tools.0.parameters: must not nest deeper than 32 levels",
         id="parameters-33-levels",
     ),
     pytest.param(
         {"name": "A", "type": "inbound", "tools": [http_tool(parameters=nested(600))]},
-        "invalid field tools.0.http.parameters: must not nest deeper than 32 levels",
+        "invalid field tools.0.parameters: must not nest deeper than 32 levels",
         id="parameters-600-levels",
     ),
     pytest.param(
         {"name": "A", "type": "inbound", "tools": [http_tool(parameters=PARAMETERS_WITH_NUL)]},
-        "invalid field tools.0.http.parameters: must not contain NUL characters",
+        "invalid field tools.0.parameters: must not contain NUL characters",
         id="nul-in-parameters",
     ),
     pytest.param(
@@ -233,7 +232,7 @@ INVALID_BODIES = [
             "type": "inbound",
             "tools": [http_tool(parameters={"type": "object", "a\x00": 1})],
         },
-        "invalid field tools.0.http.parameters: must not contain NUL characters",
+        "invalid field tools.0.parameters: must not contain NUL characters",
         id="nul-in-parameter-name",
     ),
 ]
@@ -258,28 +257,28 @@ class TestCreateAgentValidation:
                 b'{"name": "A", "type": "inbound", "tools": [{"type": "http", "name": "t", '
                 b'"description": "d", "policy": "read", "url": "https://x.example/t", '
                 b'"parameters": {"type": "object", "minimum": NaN}}]}',
-                "invalid field tools.0.http.parameters: must not contain NaN or Infinity",
+                "invalid field tools.0.parameters: must not contain NaN or Infinity",
                 id="nan-in-tool-parameters",
             ),
             pytest.param(
                 b'{"name": "A", "type": "inbound", "tools": [{"type": "http", "name": "t", '
                 b'"description": "d", "policy": "read", "url": "https://x.example/t", '
                 b'"parameters": {"type": "object", "\\ud800": "\\udc00x"}}]}',
-                "invalid field tools.0.http.parameters: must not contain unpaired surrogates",
+                "invalid field tools.0.parameters: must not contain unpaired surrogates",
                 id="lone-surrogates-in-tool-parameters",
             ),
             pytest.param(
                 b'{"name": "A", "type": "inbound", "tools": [{"type": "builtin", "name": "t", '
                 b'"description": "d", "policy": "read", "builtin": "end_call", '
                 b'"parameters": {"type": "object"}, "config": {"say": "\\udfff"}}]}',
-                "invalid field tools.0.builtin.config: must not contain unpaired surrogates",
+                "invalid field tools.0.config: must not contain unpaired surrogates",
                 id="lone-surrogate-in-builtin-config",
             ),
             pytest.param(
                 b'{"name": "A", "type": "inbound", "tools": [{"type": "http", "name": "t", '
                 b'"description": "d", "policy": "read", "url": "https://x.example/t", '
                 b'"parameters": {"type": "object", "maximum": Infinity}}]}',
-                "invalid field tools.0.http.parameters: must not contain NaN or Infinity",
+                "invalid field tools.0.parameters: must not contain NaN or Infinity",
                 id="infinity-in-tool-parameters",
             ),
         ],

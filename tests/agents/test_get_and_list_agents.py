@@ -213,23 +213,22 @@ class TestListAgents:
         [
             pytest.param(
                 {"type": "sideways"},
-                "invalid query parameter type: Input should be 'inbound' or 'outbound'",
+                "invalid query parameter type: must be inbound or outbound",
                 id="bad-type",
             ),
             pytest.param(
                 {"include_archived": "maybe"},
-                "invalid query parameter include_archived: Input should be a valid boolean, "
-                "unable to interpret input",
+                "invalid query parameter include_archived: must be true or false",
                 id="bad-include-archived",
             ),
             pytest.param(
                 {"limit": 0},
-                "invalid query parameter limit: Input should be greater than or equal to 1",
+                "invalid query parameter limit: must be at least 1",
                 id="limit-zero",
             ),
             pytest.param(
                 {"limit": 101},
-                "invalid query parameter limit: Input should be less than or equal to 100",
+                "invalid query parameter limit: must be at most 100",
                 id="limit-too-big",
             ),
             pytest.param({"colour": "red"}, "unknown query parameter: colour", id="unknown"),

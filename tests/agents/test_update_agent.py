@@ -155,17 +155,17 @@ class TestUpdateAgent:
             pytest.param({"colour": "red"}, "unknown field: colour", id="unknown-field"),
             pytest.param(
                 {"name": ""},
-                "invalid field name: String should have at least 1 character",
+                "invalid field name: must not be empty",
                 id="empty-name",
             ),
             pytest.param(
                 {"name": "n" * 201},
-                "invalid field name: String should have at most 200 characters",
+                "invalid field name: must be at most 200 characters",
                 id="name-too-long",
             ),
             pytest.param(
                 {"voicemail_action": "scream"},
-                "invalid field voicemail_action: Input should be 'hangup' or 'leave_message'",
+                "invalid field voicemail_action: must be hangup or leave_message",
                 id="bad-voicemail-action",
             ),
             pytest.param(
@@ -187,7 +187,7 @@ class TestUpdateAgent:
             ),
             pytest.param(
                 {"returns": {"a": {"b": "string"}}},
-                "invalid field returns.a: Input should be 'string', 'number' or 'boolean'",
+                "invalid field returns.a: must be one of string, number or boolean",
                 id="nested-returns",
             ),
             pytest.param(

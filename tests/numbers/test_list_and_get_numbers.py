@@ -90,7 +90,7 @@ class TestListNumbers:
             r = await tenant.client.get("/v1/numbers", params={"status": status})
             assert r.status_code == 400, (status, r.text)
             assert r.json() == {
-                "error": "invalid query parameter status: Input should be 'active' or 'released'",
+                "error": "invalid query parameter status: must be active or released",
                 "code": "invalid_request",
                 "request_id": r.headers["x-request-id"],
             }

@@ -136,7 +136,7 @@ class TestPurchaseNumber:
             )
             assert r.status_code == 400, (phone_number, r.text)
             assert r.json() == bad_request(
-                r, "invalid field phone_number: String should match pattern '^\\+[1-9][0-9]{1,14}$'"
+                r, "invalid field phone_number: must be an E.164 number such as +14155550100"
             )
 
     async def test_phone_number_of_wrong_type_is_rejected(self, tenant: Tenant) -> None:
@@ -145,9 +145,7 @@ class TestPurchaseNumber:
                 "/v1/numbers/purchase", json={"phone_number": phone_number}
             )
             assert r.status_code == 400, (phone_number, r.text)
-            assert r.json() == bad_request(
-                r, "invalid field phone_number: Input should be a valid string"
-            )
+            assert r.json() == bad_request(r, "invalid field phone_number: must be a string")
 
     async def test_missing_phone_number_is_rejected(self, tenant: Tenant) -> None:
         r = await tenant.client.post("/v1/numbers/purchase", json={})
@@ -191,7 +189,7 @@ class TestPurchaseNumber:
             (
                 {"phone_number": "907-555-0102"},
                 400,
-                "invalid field phone_number: String should match pattern '^\\+[1-9][0-9]{1,14}$'",
+                "invalid field phone_number: must be an E.164 number such as +14155550100",
             ),
             ({"phone_number": "+19075550102", "status": "released"}, 400, "unknown field: status"),
         )

@@ -11,6 +11,7 @@ from importlib.metadata import version
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi_offline import FastAPIOffline
 from pydantic import SecretStr
 from starlette.responses import Response
 
@@ -53,7 +54,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if metrics is not None:
             metrics.close()
 
-    app = FastAPI(
+    # /docs serves Swagger UI's script, stylesheet and icon from the fastapi-offline package
+    # (under /static-offline-docs), not from a CDN: the page works with no network at all.
+    app = FastAPIOffline(
         title="CallingBox API (self-hosted)",
         version=version("callingbox-server"),
         description="The CallingBox v1 agents and numbers API, served by callingbox-server.",
@@ -66,6 +69,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # FastAPI's built-in OpenTelemetry bridge asks three provider registries on every
         # request whether anyone listens; nobody does here (/metrics is ours).
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        # Swagger UI would otherwise send the document to an online validator.
+        swagger_ui_parameters={"validatorUrl": None},
     )
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)

@@ -41,6 +41,10 @@ from callingbox_server.domains.idempotency import repository
 # Printable ASCII; no space at either end, where HTTP would strip it.
 _KEY_PATTERN = r"[!-~]([ -~]{0,253}[!-~])?"
 _KEY_SHAPE = re.compile(_KEY_PATTERN)
+IDEMPOTENCY_KEY_MESSAGE = (
+    "invalid Idempotency-Key header: must be 1 to 255 printable ASCII characters, "
+    "not starting or ending with a space, such as a UUID"
+)
 REPLAYED_HEADER = "Idempotent-Replayed"
 
 
@@ -132,7 +136,7 @@ async def _idempotency(
     ] = None,
 ) -> Idempotency:
     if idempotency_key is not None and not _KEY_SHAPE.fullmatch(idempotency_key):
-        raise InvalidRequest("invalid Idempotency-Key header: 1 to 255 printable ASCII characters")
+        raise InvalidRequest(IDEMPOTENCY_KEY_MESSAGE)
     return Idempotency(request, session, principal.org_id, idempotency_key)
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, get_args
 
-from pydantic import Field, SecretStr, field_validator
+import annotated_types
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
@@ -76,9 +79,80 @@ def to_asyncpg_url(url: str) -> str:
     for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
         if url.startswith(prefix):
             return "postgresql+asyncpg://" + url[len(prefix) :]
-    raise ValueError("CALLINGBOX_DATABASE_URL must start with postgresql://")
+    raise ValueError("must start with postgresql:// (or postgres://)")
 
 
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+ENV_PREFIX = "CALLINGBOX_"
+# Never echoed back in an error: a URL may carry a password, and the secret is one.
+_SECRET_SETTINGS = frozenset({"database_url", "key_hash_secret"})
+# Where a default makes a poor example (or there is none).
+_EXAMPLES = {
+    "database_url": "postgresql://callingbox:password@db.example.com:5432/callingbox",
+    "key_hash_secret": "<48 random characters, from: python3 -c 'import secrets; "
+    "print(secrets.token_urlsafe(48))'>",
+    "workers": "4",
+    "log_level": "warning",
+    "log_format": "json",
+    "metrics_enabled": "false",
+}
+
+
+def env_name(field: str) -> str:
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def setting_source(field: str) -> str:
+    """Where a set setting came from, in the words of its fix: the environment wins over .env."""
+    name = env_name(field)
+    return "the environment" if any(key.upper() == name for key in os.environ) else "./.env"
+
+
+def describe_settings_error(error: ValidationError) -> list[str]:
+    """One line per bad setting: the variable, what its value must be, and an example."""
+    lines = []
+    for item in error.errors():
+        field = str(item["loc"][0]) if item["loc"] else ""
+        info = Settings.model_fields.get(field)
+        if info is None:  # not one of ours: say what pydantic said, without its links
+            lines.append(f"{'.'.join(map(str, item['loc']))}: {item['msg']}")
+            continue
+        name = env_name(field)
+        shown = name if field in _SECRET_SETTINGS else f"{name}={item['input']!r}"
+        example = _EXAMPLES.get(field, str(info.default))
+        lines.append(
+            f"{shown} (in {setting_source(field)}): {_allowed(info, item)}, "
+            f"for example {name}={example}"
+        )
+    return lines
+
+
+def _allowed(info: FieldInfo, item: Any) -> str:
+    kind: str = item["type"]
+    if kind == "value_error":  # our own validators word their rule
+        return str(item["msg"]).removeprefix("Value error, ")
+    if kind == "literal_error":
+        choices = [str(choice) for choice in get_args(info.annotation)]
+        return "must be " + (choices[0] if len(choices) == 1 else "one of " + ", ".join(choices))
+    if kind.startswith("bool"):
+        return "must be true or false"
+    bounds = {
+        name: getattr(rule, name)
+        for rule in info.metadata
+        for name in ("ge", "gt", "le")
+        if isinstance(rule, getattr(annotated_types, name.capitalize()))
+    }
+    number = "a whole number" if info.annotation is int else "a number"
+    if "ge" in bounds and "le" in bounds:
+        return f"must be {number} from {bounds['ge']} to {bounds['le']}"
+    if "ge" in bounds:
+        return f"must be {number}, at least {bounds['ge']}"
+    if "gt" in bounds:
+        return f"must be {number} greater than {bounds['gt']}"
+    if info.annotation in (int, float):
+        return f"must be {number}"
+    return "is not valid"

@@ -22,6 +22,10 @@ _TAG = r'(W/)?("[!#-~]*")'
 IF_MATCH_PATTERN = rf"[ \t]*(\*|{_TAG}([ \t]*,[ \t]*{_TAG})*)[ \t]*"
 _IF_MATCH = re.compile(IF_MATCH_PATTERN)
 _TAGS = re.compile(_TAG)
+IF_MATCH_MESSAGE = (
+    "invalid If-Match header: must be * or quoted ETags separated by commas, such as "
+    '"3f0a4cbe5f1d2e7a9b6c8d0e1f2a3b4c"'
+)
 
 
 def to_json(model: BaseModel) -> bytes:
@@ -41,7 +45,7 @@ class IfMatch:
     @classmethod
     def parse(cls, value: str) -> IfMatch:
         if not _IF_MATCH.fullmatch(value):
-            raise InvalidRequest('invalid If-Match header: expected "*" or quoted ETags')
+            raise InvalidRequest(IF_MATCH_MESSAGE)
         if value.strip(" \t") == "*":
             return cls(tags=None)
         # A weak tag never matches strongly (RFC 9110, section 13.1.1).

@@ -29,6 +29,9 @@ class TextRule:
 
     pattern: str
     message: str
+    # The pattern the document states instead, when it says more than this check does and the
+    # service refuses the rest with a message of its own.
+    published: str | None = None
 
     def __get_pydantic_core_schema__(
         self, source: Any, handler: GetCoreSchemaHandler
@@ -46,7 +49,7 @@ class TextRule:
         self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
     ) -> JsonSchemaValue:
         json_schema = handler(schema)
-        json_schema["pattern"] = self.pattern
+        json_schema["pattern"] = self.published or self.pattern
         return json_schema
 
 

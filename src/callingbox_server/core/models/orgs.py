@@ -9,8 +9,10 @@ from sqlalchemy import (
     CheckConstraint,
     DateTime,
     ForeignKey,
+    Index,
     LargeBinary,
     String,
+    func,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -26,8 +28,12 @@ class Org(Base):
     __tablename__ = "orgs"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    name: Mapped[str] = mapped_column(String(200), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=NOW)
+
+
+# "Acme" and "acme" are one org: two `keys create` racing with either spelling get the same one.
+Index("uq_orgs_lower_name", func.lower(Org.name), unique=True)
 
 
 class ApiKey(Base):

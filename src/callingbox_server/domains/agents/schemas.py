@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import langcodes
 from pydantic import (
@@ -18,6 +18,7 @@ from pydantic import (
     StrictInt,
     StringConstraints,
     TypeAdapter,
+    ValidationError,
     field_validator,
     model_validator,
 )
@@ -93,7 +94,10 @@ _URL_MESSAGE = "must be an absolute http(s) URL such as https://example.com/hook
 
 def _absolute_http_url(value: str) -> str:
     # The pattern decides; pydantic's parser, which is more lenient, must agree as well.
-    url = _http_url.validate_python(value)
+    try:
+        url = _http_url.validate_python(value)
+    except ValidationError:
+        raise ValueError(_URL_MESSAGE) from None
     if not url.host:
         raise ValueError(_URL_MESSAGE)
     return value
@@ -147,7 +151,7 @@ def _plain_json(value: dict[str, Any]) -> dict[str, Any]:
 
 def _json_schema_object(value: dict[str, Any]) -> dict[str, Any]:
     if value.get("type") != "object":
-        raise ValueError('must be a JSON Schema object ({"type": "object", ...})')
+        raise ValueError('must be a JSON Schema object, with "type": "object"')
     return value
 
 
@@ -169,10 +173,29 @@ Language = Annotated[
     TextRule(LANGUAGE_PATTERN, "must be a BCP-47 language tag such as en, en-US or es-419"),
     AfterValidator(_bcp47),
 ]
-ToolName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
-HeaderName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$")]
+ToolName = Annotated[
+    str,
+    TextRule(
+        r"^[A-Za-z0-9_-]{1,64}$",
+        "must be 1 to 64 letters, digits, _ or -, such as book_appointment",
+    ),
+]
+HeaderName = Annotated[
+    str,
+    TextRule(
+        r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$",
+        "must be an HTTP header name of up to 128 characters, without spaces or separators, "
+        "such as X-Api-Key",
+    ),
+]
 HeaderValue = Annotated[str, StringConstraints(max_length=4096), SINGLE_LINE]
-ReturnName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
+ReturnName = Annotated[
+    str,
+    TextRule(
+        r"^[A-Za-z_][A-Za-z0-9_]{0,63}$",
+        "must be 1 to 64 letters, digits or _, not starting with a digit, such as caller_name",
+    ),
+]
 Policy = Literal["read", "confirm_first_write"]
 
 
@@ -213,7 +236,14 @@ class BuiltinTool(RequestModel):
     name: ToolName
     description: Description
     policy: Policy
-    builtin: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+    builtin: Annotated[
+        str,
+        TextRule(
+            r"^[a-z][a-z0-9_]{0,63}$",
+            "must be 1 to 64 lowercase letters, digits or _, starting with a letter, "
+            "such as end_call",
+        ),
+    ]
     parameters: JsonSchemaObject
     config: JsonObject | None = None
 
@@ -253,6 +283,17 @@ def _not_null(value: Any) -> Any:
 
 class AgentFields(RequestModel):
     """The writable configuration of an agent, shared by create and update."""
+
+    # What other voice-agent APIs call these fields: an unknown field suggests ours.
+    field_hints: ClassVar[dict[str, str]] = {
+        "prompt": "instructions",
+        "system_prompt": "instructions",
+        "voice_id": "voice",
+        "locale": "language",
+        "webhook": "webhook_url",
+        "numbers": "number_ids",
+        "phone_number_ids": "number_ids",
+    }
 
     persona: LongText | None = Field(
         default=None, description="Who the agent is; null means the default persona."

@@ -6,6 +6,7 @@ Keys are looked up across orgs by design: a key is what names its org.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import bindparam, func, or_, select, update
@@ -37,19 +38,29 @@ async def find_usable(
     return (rows[0]["id"], rows[0]["org_id"], rows[0]["mode"]) if rows else None
 
 
-async def get_or_create_org(session: AsyncSession, name: str) -> uuid.UUID:
+async def get_or_create_org(session: AsyncSession, name: str) -> tuple[uuid.UUID, str, bool]:
+    """(id, name as stored, whether it was created just now) of the org called ``name``."""
     inserted = await session.execute(
         insert(models.Org)
         .values(id=uuid.uuid4(), name=name)
-        .on_conflict_do_nothing(index_elements=[models.Org.name])
+        # Unique whatever its case (the index is on lower(name)): "Acme" is "acme".
+        .on_conflict_do_nothing(index_elements=[func.lower(models.Org.name)])
         .returning(models.Org.id)
     )
     org_id = inserted.scalar_one_or_none()
     if org_id is not None:
-        return org_id
-    return (
-        await session.execute(select(models.Org.id).where(models.Org.name == name))
-    ).scalar_one()
+        return org_id, name, True
+    found = await find_org(session, name)
+    assert found is not None, "the insert conflicted with it"
+    return found[0], found[1], False
+
+
+async def find_org(session: AsyncSession, name: str) -> tuple[uuid.UUID, str] | None:
+    """(id, name as stored) of the org called ``name``, in any case."""
+    same_name = func.lower(models.Org.name) == func.lower(name)
+    statement = select(models.Org.id, models.Org.name).where(same_name)
+    row = (await session.execute(statement)).one_or_none()
+    return None if row is None else (row.id, row.name)
 
 
 async def now(session: AsyncSession) -> datetime:
@@ -62,28 +73,46 @@ async def insert_key(session: AsyncSession, key: models.ApiKey) -> None:
     await session.flush()
 
 
-async def list_keys(
-    session: AsyncSession, org_name: str | None = None
-) -> list[tuple[models.ApiKey, str]]:
+ListedKey = tuple[models.ApiKey, str]  # a key and its org's name
+
+
+async def list_keys(session: AsyncSession, org_id: uuid.UUID | None = None) -> list[ListedKey]:
     statement = (
         select(models.ApiKey, models.Org.name)
         .join(models.Org, models.Org.id == models.ApiKey.org_id)
         .order_by(models.Org.name, models.ApiKey.created_at)
     )
-    if org_name is not None:
-        statement = statement.where(models.Org.name == org_name)
+    if org_id is not None:
+        statement = statement.where(models.ApiKey.org_id == org_id)
     return [(key, org) for key, org in (await session.execute(statement)).all()]
 
 
-async def revoke_key(session: AsyncSession, key_id: uuid.UUID) -> bool:
-    """Revoke a key; False when no such key exists. Revoking twice keeps the first time."""
-    result = await session.execute(
-        update(models.ApiKey)
-        .where(models.ApiKey.id == key_id)
-        .values(revoked_at=func.coalesce(models.ApiKey.revoked_at, func.now()))
-        .returning(models.ApiKey.id)
+async def find_key_id(session: AsyncSession, key_hash: bytes) -> uuid.UUID | None:
+    """The id of the key with this hash, in any state (``keys revoke`` given the key itself)."""
+    statement = select(models.ApiKey.id).where(models.ApiKey.key_hash == key_hash)
+    return (await session.execute(statement)).scalar_one_or_none()
+
+
+@dataclass(frozen=True)
+class Revocation:
+    revoked_at: datetime
+    already: bool  # it was revoked before: nothing changed
+
+
+async def revoke_key(session: AsyncSession, key_id: uuid.UUID) -> Revocation | None:
+    """Revoke a key from the next request on; None when no such key exists. Revoking twice
+    keeps the first time."""
+    locked = select(models.ApiKey.revoked_at).where(models.ApiKey.id == key_id).with_for_update()
+    row = (await session.execute(locked)).one_or_none()
+    if row is None:
+        return None
+    if row.revoked_at is not None:
+        return Revocation(row.revoked_at, already=True)
+    revoked_at = await now(session)
+    await session.execute(
+        update(models.ApiKey).where(models.ApiKey.id == key_id).values(revoked_at=revoked_at)
     )
-    return result.scalar_one_or_none() is not None
+    return Revocation(revoked_at, already=False)
 
 
 async def count_orgs(session: AsyncSession) -> int:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
 from callingbox_server.core.pagination import PageQuery
 from callingbox_server.core.schemas import RequestModel, Timestamp
+from callingbox_server.core.text import TextRule
 
 NumberType = Literal["local", "toll_free"]
 
@@ -92,8 +93,11 @@ class NumberListQuery(PageQuery):
 # The service refuses N11 codes with a message of its own; the document states both rules.
 AreaCode = Annotated[
     str,
-    StringConstraints(pattern=r"^[2-9][0-9]{2}$"),
-    Field(json_schema_extra={"pattern": r"^[2-9](?:[02-9][0-9]|1[02-9])$"}),
+    TextRule(
+        r"^[2-9][0-9]{2}$",
+        "must be a three-digit area code such as 415",
+        published=r"^[2-9](?:[02-9][0-9]|1[02-9])$",
+    ),
 ]
 
 
@@ -106,11 +110,14 @@ class AvailableQuery(RequestModel):
     limit: int = Field(default=10, ge=1, le=50)
 
 
+E164 = Annotated[
+    str, TextRule(r"^\+[1-9][0-9]{1,14}$", "must be an E.164 number such as +14155550100")
+]
+
+
 class PurchaseRequest(RequestModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"phone_number": "+14155550100"}]})
 
-    phone_number: str = Field(
-        pattern=r"^\+[1-9][0-9]{1,14}$",
-        description="The number to buy, in E.164 form.",
-        examples=["+14155550100"],
+    phone_number: E164 = Field(
+        description="The number to buy, in E.164 form.", examples=["+14155550100"]
     )
