@@ -65,6 +65,10 @@ async def authenticate(
         raise Unauthorized()
     key_id, org_id, mode = found
     request.state.org_id = org_id  # for the request's log line
+    # The org's share of requests at once; waiting for it gives the connection back first,
+    # and the middleware hands the slot on when the response has gone out.
+    await request.app.state.fair_share.acquire(org_id, session.commit)
+    request.state.fair_share_org = org_id
     return Principal(key_id=key_id, org_id=org_id, mode=mode)
 
 
@@ -111,10 +115,11 @@ async def check_query_parameters(request: Request) -> None:
 
 def _reject_repeated_query_parameters(request: Request) -> None:
     """``?limit=1&limit=2`` is ambiguous: say so rather than silently pick one."""
-    names = [name for name, _ in request.query_params.multi_items()]
-    repeated = next((name for name in names if names.count(name) > 1), None)
-    if repeated is not None:
-        raise InvalidRequest(f"query parameter {repeated} is given more than once")
+    seen: set[str] = set()
+    for name, _ in request.query_params.multi_items():
+        if name in seen:
+            raise InvalidRequest(f"query parameter {name} is given more than once")
+        seen.add(name)
 
 
 async def require_json(request: Request) -> None:

@@ -15,7 +15,8 @@ and closes them at once.
 from __future__ import annotations
 
 import errno
-from typing import Any
+import time
+from typing import Any, Literal
 
 import asyncpg
 from sqlalchemy import event, exc
@@ -38,6 +39,17 @@ _SESSION_ENDED = (
 _NETWORK_ERRNOS = frozenset(
     {errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN, errno.ENETDOWN, errno.ETIMEDOUT}
 )
+
+
+# A pool that ran out of connections this soon after one failed is waiting on an outage (requests
+# stuck connecting to a server that does not answer); later, it is only busy.
+OUTAGE_MEMORY_SECONDS = 5.0
+_last_failure = -OUTAGE_MEMORY_SECONDS  # time.monotonic() of this process's last connection failure
+
+
+def _note_failure() -> None:
+    global _last_failure
+    _last_failure = time.monotonic()
 
 
 class DatabaseUnreachable(Exception):
@@ -76,6 +88,7 @@ def discard_broken_connections(engine: AsyncEngine) -> None:
         try:
             return dialect.connect(*cargs, **cparams)
         except OSError as error:
+            _note_failure()
             # A timeout, a refusal, an unknown host, or a Unix socket file that is not there (the
             # embedded server is down): outside connecting, an OSError like the last may be a bug.
             raise DatabaseUnreachable(f"cannot connect to PostgreSQL: {error}") from error
@@ -90,6 +103,7 @@ def discard_broken_connections(engine: AsyncEngine) -> None:
     def invalidate_on_connection_failure(context: ExceptionContext) -> None:
         if not is_connection_failure(context.original_exception):
             return
+        _note_failure()
         context.is_disconnect = True
         connection = context.connection
         driver = None if connection is None or connection.invalidated else connection.connection
@@ -99,10 +113,16 @@ def discard_broken_connections(engine: AsyncEngine) -> None:
             driver.driver_connection.terminate()
 
 
-def is_database_unavailable(error: BaseException) -> bool:
-    """Connection-level failures (refused, timed out, dropped), not errors in our own SQL."""
+def outage_of(error: BaseException) -> Literal["unavailable", "overloaded"] | None:
+    """``unavailable``: connection-level failures (refused, timed out, dropped), not errors in
+    our own SQL. ``overloaded``: no pool slot came free in time while the database answers."""
     if isinstance(error, exc.TimeoutError):  # no pool slot came free in time
-        return True
+        recent = time.monotonic() - _last_failure < OUTAGE_MEMORY_SECONDS
+        return "unavailable" if recent else "overloaded"
     if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
-        return True
-    return is_connection_failure(error)
+        return "unavailable"
+    return "unavailable" if is_connection_failure(error) else None
+
+
+def is_database_unavailable(error: BaseException) -> bool:
+    return outage_of(error) == "unavailable"
