@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, PlainSerializer
+from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer
 
 
 def format_timestamp(value: datetime) -> str:
@@ -20,3 +21,17 @@ class RequestModel(BaseModel):
     """Base of every request body and query model: unknown fields are an error, not ignored."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+_DECIMAL = re.compile(r"-?[0-9]{1,18}")
+
+
+def _decimal_text(value: object) -> object:
+    # Python's int() (and so pydantic) also reads "1_0", "+5", " 5" and "5.0": not in a URL.
+    if isinstance(value, str) and not _DECIMAL.fullmatch(value):
+        raise ValueError("must be a whole number written in decimal digits")
+    return value
+
+
+# An integer query parameter: plain decimal digits, optionally signed with "-".
+QueryInt = Annotated[int, BeforeValidator(_decimal_text)]
