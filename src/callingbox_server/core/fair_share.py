@@ -16,7 +16,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from callingbox_server.core.errors import RateLimited
+from callingbox_server.core.db import outages
+from callingbox_server.core.errors import RateLimited, ServiceUnavailable
 
 RATE_WINDOW_SECONDS = 1
 # Idle orgs are forgotten once this many are tracked (a rate window lasts a second anyway).
@@ -72,6 +73,7 @@ class FairShare:
             state.active += 1
             return
         await before_waiting()
+        waiting_since = time.monotonic()
         waiter = asyncio.get_running_loop().create_future()
         state.waiters.append(waiter)
         try:
@@ -79,7 +81,8 @@ class FairShare:
                 await waiter
         except TimeoutError:
             if waiter.done() and not waiter.cancelled():
-                return  # handed a slot just as the wait ran out: keep it
+                self._unless_outage(org_id, waiting_since)  # handed a slot at the end
+                return
             state.waiters.remove(waiter)
             raise self._refused(
                 f"too many concurrent requests for this organization: at most"
@@ -92,6 +95,17 @@ class FairShare:
             elif waiter in state.waiters:
                 state.waiters.remove(waiter)
             raise
+        self._unless_outage(org_id, waiting_since)
+
+    def _unless_outage(self, org_id: uuid.UUID, waiting_since: float) -> None:
+        # The requests ahead failed on a database that stopped answering meanwhile: this one
+        # would only wait as long again. Answer it now, and let the next one find out the same.
+        if outages.last_failure() >= waiting_since:
+            self.release(org_id)
+            raise ServiceUnavailable(
+                "the database is unavailable, retry",
+                headers={"Retry-After": str(RATE_WINDOW_SECONDS)},
+            )
 
     def release(self, org_id: uuid.UUID) -> None:
         """Give the slot to the org's next waiting request, or back."""

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer
+from pydantic_core import PydanticCustomError
 
 
 def format_timestamp(value: datetime) -> str:
@@ -28,8 +29,11 @@ _DECIMAL = re.compile(r"-?[0-9]{1,18}")
 
 def _decimal_text(value: object) -> object:
     # Python's int() (and so pydantic) also reads "1_0", "+5", " 5" and "5.0": not in a URL.
+    # Refused as pydantic refuses "abc", in the same words.
     if isinstance(value, str) and not _DECIMAL.fullmatch(value):
-        raise ValueError("must be a whole number written in decimal digits")
+        raise PydanticCustomError(
+            "int_parsing", "Input should be a valid integer, unable to parse string as an integer"
+        )
     return value
 
 

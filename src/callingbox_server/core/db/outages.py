@@ -41,15 +41,23 @@ _NETWORK_ERRNOS = frozenset(
 )
 
 
-# A pool that ran out of connections this soon after one failed is waiting on an outage (requests
-# stuck connecting to a server that does not answer); later, it is only busy.
+# A pool that ran out of connections is waiting on an outage when a connection failed this
+# recently, or when none came back during the wait (every statement hangs); it is only busy
+# when connections keep coming back, just not fast enough.
 OUTAGE_MEMORY_SECONDS = 5.0
 _last_failure = -OUTAGE_MEMORY_SECONDS  # time.monotonic() of this process's last connection failure
+_last_checkin = 0.0  # ... and of the last connection given back to a pool
+_stall_seconds = 0.5  # the pool timeout: a wait that long without a connection coming back
 
 
 def _note_failure() -> None:
     global _last_failure
     _last_failure = time.monotonic()
+
+
+def last_failure() -> float:
+    """When (``time.monotonic()``) a connection of this process last failed."""
+    return _last_failure
 
 
 class DatabaseUnreachable(Exception):
@@ -80,8 +88,15 @@ def is_connection_failure(error: BaseException) -> bool:
     return False
 
 
-def discard_broken_connections(engine: AsyncEngine) -> None:
+def discard_broken_connections(engine: AsyncEngine, pool_timeout: float) -> None:
+    global _stall_seconds
+    _stall_seconds = pool_timeout
     sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine.pool, "checkin")
+    def note_progress(_dbapi_connection: Any, _record: Any) -> None:
+        global _last_checkin
+        _last_checkin = time.monotonic()
 
     @event.listens_for(sync_engine, "do_connect")
     def connect(dialect: Any, _record: Any, cargs: list[Any], cparams: dict[str, Any]) -> Any:
@@ -117,8 +132,10 @@ def outage_of(error: BaseException) -> Literal["unavailable", "overloaded"] | No
     """``unavailable``: connection-level failures (refused, timed out, dropped), not errors in
     our own SQL. ``overloaded``: no pool slot came free in time while the database answers."""
     if isinstance(error, exc.TimeoutError):  # no pool slot came free in time
-        recent = time.monotonic() - _last_failure < OUTAGE_MEMORY_SECONDS
-        return "unavailable" if recent else "overloaded"
+        now = time.monotonic()
+        failed = now - _last_failure < OUTAGE_MEMORY_SECONDS
+        stalled = now - _last_checkin >= _stall_seconds
+        return "unavailable" if failed or stalled else "overloaded"
     if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
         return "unavailable"
     return "unavailable" if is_connection_failure(error) else None
