@@ -214,11 +214,7 @@ class TestQueryIntegers:
         r = await tenant.client.get("/v1/agents", params={"limit": value})
 
         assert r.status_code == 400
-        assert r.json() == error(
-            r,
-            "invalid query parameter limit: "
-            "Input should be a valid integer, unable to parse string as an integer",
-        )
+        assert r.json() == error(r, "invalid query parameter limit: must be a whole number")
 
     async def test_on_available_numbers_too(self, tenant: Tenant) -> None:
         r = await tenant.client.get("/v1/numbers/available", params={"limit": "+5"})
@@ -234,8 +230,7 @@ class TestQueryIntegers:
         r = await tenant.client.get("/v1/agents", params={"limit": "-1"})
 
         assert r.status_code == 400
-        assert r.json()["error"].startswith("invalid query parameter limit: ")
-        assert "greater than or equal to 1" in r.json()["error"]
+        assert r.json() == error(r, "invalid query parameter limit: must be at least 1")
 
 
 @pytest.fixture
