@@ -90,7 +90,9 @@ class TestUnauthorized:
     def test_the_document_says_so(self) -> None:
         responses = openapi_document()["paths"]["/v1/agents"]["get"]["responses"]
 
-        assert responses["401"]["headers"]["WWW-Authenticate"]["schema"]["enum"] == ["Bearer"]
+        challenge = responses["401"]["headers"]["WWW-Authenticate"]
+        assert challenge["description"] == "The scheme to authenticate with: always `Bearer`."
+        assert challenge["schema"] == {"type": "string", "examples": ["Bearer"]}
         assert set(responses["429"]["headers"]) == {"Retry-After", "RateLimit", "RateLimit-Policy"}
 
 

@@ -31,8 +31,8 @@ _RETRY_AFTER = {"description": "Seconds to wait before retrying.", "schema": {"t
 _HEADERS: dict[int, dict[str, Any]] = {
     401: {
         "WWW-Authenticate": {
-            "description": "The scheme to authenticate with: `Bearer`.",
-            "schema": {"type": "string", "enum": ["Bearer"]},
+            "description": "The scheme to authenticate with: always `Bearer`.",
+            "schema": {"type": "string", "examples": ["Bearer"]},
         }
     },
     429: {
