@@ -47,7 +47,9 @@ _NETWORK_ERRNOS = frozenset(
 OUTAGE_MEMORY_SECONDS = 5.0
 _last_failure = -OUTAGE_MEMORY_SECONDS  # time.monotonic() of this process's last connection failure
 _last_checkin = 0.0  # ... and of the last connection given back to a pool
-_stall_seconds = 0.5  # the pool timeout: a wait that long without a connection coming back
+# Half the pool timeout: no connection back in the second half of a wait (one given back as the
+# wait began, just before every statement hung, must not make the pool look busy).
+_stall_seconds = 0.25
 
 
 def _note_failure() -> None:
@@ -90,7 +92,7 @@ def is_connection_failure(error: BaseException) -> bool:
 
 def discard_broken_connections(engine: AsyncEngine, pool_timeout: float) -> None:
     global _stall_seconds
-    _stall_seconds = pool_timeout
+    _stall_seconds = pool_timeout / 2
     sync_engine = engine.sync_engine
 
     @event.listens_for(sync_engine.pool, "checkin")
