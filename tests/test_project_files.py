@@ -452,6 +452,7 @@ class TestMakefile:
         assert installs == [extra], result.stdout
         assert not venv.exists()
 
+    @pytest.mark.system
     @pytest.mark.parametrize(
         ("target", "expected"),
         [
