@@ -17,6 +17,7 @@ from tests.fixtures.servers import (
     COMMAND_TIMEOUT,
     Server,
     clean_environment,
+    run_cli,
     server_env,
     start_server,
 )
@@ -111,16 +112,8 @@ class TestServeNoMigrate:
 
     def test_is_refused_on_the_embedded_database(self, tmp_path: Path) -> None:
         data_dir = tmp_path / "data"
-        result = subprocess.run(
-            [sys.executable, "-m", "callingbox_server.cli", "serve", "--no-migrate"],
-            env=clean_environment(CALLINGBOX_DATA_DIR=str(data_dir)),
-            cwd=tmp_path,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=COMMAND_TIMEOUT,
-            check=False,
-        )
+        env = clean_environment(CALLINGBOX_DATA_DIR=str(data_dir))
+        result = run_cli("serve", "--no-migrate", env=env, cwd=tmp_path)
 
         assert result.returncode == 2
         assert "--no-migrate is for an external database" in result.stderr
