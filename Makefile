@@ -11,6 +11,9 @@ STAMP := $(VENV)/.installed
 # Extra arguments: `make run ARGS='--port 9000'`, `make test PYTEST_ARGS='-x -k attach'`.
 ARGS ?=
 PYTEST_ARGS ?=
+# pytest-xdist worker processes for the tests (0: all in one process). Two measured fastest on a
+# two-core machine: the process-level tests spend much of their time waiting on servers.
+TEST_WORKERS ?= 2
 # `make bench AGENTS=1000000`, `make bench BENCH_ARGS='--workers 1 --rounds 5'` (see bench/run.py).
 AGENTS ?=
 BENCH_ARGS ?=
@@ -18,11 +21,12 @@ BENCH_ARGS ?=
 LOCK_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run migrate test lint typecheck check format clean openapi lock bench bench-smoke
+.PHONY: help install run migrate test test-fast lint typecheck check format clean openapi lock bench bench-smoke
 
 help:
 	@echo "make run        serve the API on http://127.0.0.1:8000 (embedded PostgreSQL in .callingbox/)"
-	@echo "make test       run the whole test suite"
+	@echo "make test       run the whole test suite (in TEST_WORKERS=2 processes)"
+	@echo "make test-fast  the in-process tests only, in seconds (no servers, CLI runs or faults)"
 	@echo "make check      what CI runs: ruff format --check, ruff check, mypy --strict, tests"
 	@echo "make bench      load-test the server against a raw asyncpg baseline (wrk; AGENTS=10000)"
 	@echo "make bench-smoke the benchmark in seconds, on tiny data; fails on any failed request"
@@ -61,9 +65,13 @@ migrate: $(RUN_STAMP)
 
 # pytest exits 5 when it collected nothing: say so, and fail, rather than leave a bare "Error 5".
 test: $(STAMP)
-	@$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
+	@$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests (exit 5)" >&2; fi; \
 	exit $$status
+
+# The tests not marked `system` (real server processes, CLI runs, races, faults, Schemathesis).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not system" $(PYTEST_ARGS)
 
 # The bench's own embedded PostgreSQL lives in .callingbox/bench (or CALLINGBOX_BENCH_DATABASE_URL).
 bench: $(STAMP)
@@ -85,7 +93,7 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# The published contract: tests/test_openapi.py fails until this is rerun after an API change.
+# The published contract: tests/api/test_openapi.py fails until this is rerun after an API change.
 openapi: $(RUN_STAMP)
 	$(BIN)/callingbox-server openapi --output openapi.json
 

@@ -2,8 +2,8 @@
 
 It reads the same tables with the same SQL shapes as the server (HMAC key lookup through the
 unique index, the agent, its numbers for a whole page in one query) and writes byte-identical JSON
-(tests/test_bench_baseline.py holds it to that), but has no layers, no ORM, no transaction and no
-validation beyond what the two routes need. The benchmark divides our figures by its figures,
+(tests/bench/test_bench_baseline.py holds it to that), but has no layers, no ORM, no transaction
+and no validation beyond what the two routes need. The benchmark divides our figures by its figures,
 measured alternately in the same session, because absolute figures drift on a shared machine.
 
 Run it as uvicorn does: ``uvicorn bench.baseline:app_from_env --factory`` with

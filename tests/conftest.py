@@ -7,13 +7,13 @@ run creates its own database beside it and drops it at the end), else the embedd
 
 from __future__ import annotations
 
-import uuid
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import make_url, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -23,27 +23,49 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from callingbox_server.api.app import create_app
-from callingbox_server.core import migrate
 from callingbox_server.core.config import Settings
-from callingbox_server.domains.keys import service as keys
-from tests.fixtures import database
-from tests.fixtures.database import HASH_SECRET, admin_execute
-from tests.fixtures.servers import running_server
+from tests.fixtures import database, numbers
+from tests.fixtures.database import HASH_SECRET
+from tests.fixtures.keys import create_key
+from tests.fixtures.servers import Server, running_server
 from tests.fixtures.tenants import Tenant, make_tenant
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # The embedded PostgreSQL starts here, once, before pytest-xdist starts its workers (this
+    # hook runs before xdist's own): they join the running server instead of racing to initdb
+    # it, and inherit the XDG_RUNTIME_DIR that start_embedded_postgres sets, so that every
+    # process takes pgserver's one cross-process lock file.
+    if not hasattr(session.config, "workerinput"):
+        database.server_url()
+
+
+@pytest.fixture(autouse=True)
+def _system_marker(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test that starts a process, or uses the live server, must be marked ``system``: the
+    in-process suite (``make test-fast``) leaves those out, and this keeps the marks honest."""
+    if request.node.get_closest_marker("system") is not None:
+        return
+    if "live_server" in request.fixturenames:
+        pytest.fail("a test on the live server must be marked system (@pytest.mark.system)")
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        pytest.fail("a test that starts a process must be marked system (@pytest.mark.system)")
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
 
 
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
-    """A fresh database for this run, at the latest migration."""
-    import asyncio
+    """A fresh database for this run (for each xdist worker), at the latest migration."""
+    with database.new_database(database.server_url(), "callingbox_test") as url:
+        yield url
 
-    server_url = database.server_url()
-    name = f"callingbox_test_{uuid.uuid4().hex[:12]}"
-    asyncio.run(admin_execute(server_url, f'CREATE DATABASE "{name}"'))
-    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    migrate.upgrade(url)
-    yield url
-    asyncio.run(admin_execute(server_url, f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+@pytest.fixture
+def area_code() -> str:
+    """An area code whose hundred sandbox numbers no other test uses."""
+    return numbers.area_code()
 
 
 @pytest.fixture(scope="session")
@@ -125,8 +147,13 @@ def live_server(database_url: str) -> Iterator[str]:
 @pytest.fixture
 async def live_key(engine: AsyncEngine) -> str:
     """A committed key of a fresh org, for requests to the live server."""
-    async with async_sessionmaker(engine)() as session, session.begin():
-        created = await keys.create_key(
-            session, org_name=f"live-{uuid.uuid4().hex}", hash_secret=HASH_SECRET.encode()
-        )
-    return created.secret
+    return (await create_key(async_sessionmaker(engine))).secret
+
+
+@pytest.fixture
+def servers() -> Iterator[list[Server]]:
+    """Servers a test starts; any still running at the end are stopped."""
+    started: list[Server] = []
+    yield started
+    for server in started:
+        server.close()

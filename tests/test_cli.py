@@ -7,129 +7,34 @@ directory per test, whose PostgreSQL is stopped when the test ends, whatever hap
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import signal
-import subprocess
-import sys
-import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-import psutil
 import pytest
 
-from tests.fixtures.database import HASH_SECRET
-from tests.fixtures.servers import free_port
+from tests.fixtures.keys import ANY_KEY, LIVE_KEY, TEST_KEY
+from tests.fixtures.servers import (
+    HTTP_TIMEOUT,
+    Server,
+    clean_environment,
+    create_key_with_cli,
+    postmaster,
+    run_cli,
+    server_env,
+    start_server,
+    stop_postmaster,
+    wait_postmaster_stopped,
+)
 
-LIVE_KEY = re.compile(r"sk_live_[A-Za-z0-9_-]{32,}")
-TEST_KEY = re.compile(r"sk_test_[A-Za-z0-9_-]{32,}")
-ANY_KEY = re.compile(r"sk_(?:live|test)_[A-Za-z0-9_-]{32,}")
-KEY_ID = re.compile(r"^key ([0-9a-f-]{36}) for org ", re.MULTILINE)
 ORG_ID = re.compile(r"^key [0-9a-f-]{36} for org '.*' \(([0-9a-f-]{36})\)", re.MULTILINE)
-COMMAND_TIMEOUT = 120.0  # seconds; a first start on an empty data directory runs initdb
-READY_TIMEOUT = 90.0
-STOP_TIMEOUT = 30.0
-HTTP_TIMEOUT = 10.0
 
-
-# Running the command
-
-
-def clean_environment(**settings: str) -> dict[str, str]:
-    """This process's environment without any CALLINGBOX_ variable, plus ``settings``."""
-    env = {name: value for name, value in os.environ.items() if not name.startswith("CALLINGBOX_")}
-    env.update(settings)
-    return env
-
-
-def run_cli(*args: str, env: Mapping[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "callingbox_server.cli", *args],
-        env=dict(env),
-        cwd=cwd,  # not the checkout: a developer's .env there must not leak into the test
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=COMMAND_TIMEOUT,
-        check=False,
-    )
-
-
-@dataclass
-class Server:
-    """A ``callingbox-server serve`` process, its output going to files."""
-
-    process: subprocess.Popen[bytes]
-    base_url: str
-    stdout_path: Path
-    stderr_path: Path
-
-    def stdout(self) -> str:
-        return self.stdout_path.read_text()
-
-    def output(self) -> str:
-        return f"stdout:\n{self.stdout()}\nstderr:\n{self.stderr_path.read_text()}"
-
-    def wait_ready(self, timeout: float = READY_TIMEOUT) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.process.poll() is not None:
-                pytest.fail(f"serve exited with {self.process.returncode}\n{self.output()}")
-            try:
-                if httpx.get(f"{self.base_url}/readyz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"serve was not ready after {timeout:.0f}s\n{self.output()}")
-            time.sleep(0.2)
-
-    def stop(self, sig: signal.Signals = signal.SIGTERM) -> int:
-        """Send ``sig`` and wait for the exit (killing the process if it hangs)."""
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=STOP_TIMEOUT)
-                pytest.fail(f"serve ignored {sig.name} for {STOP_TIMEOUT:.0f}s\n{self.output()}")
-        return self.process.returncode
-
-
-def start_server(
-    env: Mapping[str, str], cwd: Path, name: str = "serve", options: Sequence[str] = ()
-) -> Server:
-    port = free_port()
-    stdout_path, stderr_path = cwd / f"{name}.stdout", cwd / f"{name}.stderr"
-    command = [sys.executable, "-m", "callingbox_server.cli", "serve", "--port", str(port)]
-    with stdout_path.open("wb") as stdout, stderr_path.open("wb") as stderr:
-        process = subprocess.Popen(
-            [*command, *options],
-            env=dict(env),
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=stdout,
-            stderr=stderr,
-        )
-    return Server(process, f"http://127.0.0.1:{port}", stdout_path, stderr_path)
-
-
-@pytest.fixture
-def servers() -> Iterator[list[Server]]:
-    """Servers a test starts; any still running at the end are stopped."""
-    started: list[Server] = []
-    yield started
-    for server in started:
-        if server.process.poll() is None:
-            server.process.kill()
-            server.process.wait(timeout=STOP_TIMEOUT)
+pytestmark = pytest.mark.system
 
 
 def create_agent(base_url: str, key: str) -> httpx.Response:
@@ -148,31 +53,12 @@ def get(base_url: str, path: str, key: str) -> httpx.Response:
 
 @pytest.fixture
 def cli_env(database_url: str) -> dict[str, str]:
-    return clean_environment(
-        CALLINGBOX_DATABASE_URL=database_url,
-        CALLINGBOX_KEY_HASH_SECRET=HASH_SECRET,
-        CALLINGBOX_LOG_LEVEL="warning",
-    )
+    return server_env(database_url)
 
 
 @pytest.fixture
 def org() -> str:
     return f"cli-{uuid.uuid4().hex[:12]}"
-
-
-@dataclass(frozen=True)
-class CreatedKey:
-    id: str
-    secret: str
-    stdout: str
-
-
-def create_key(env: Mapping[str, str], cwd: Path, org: str, *options: str) -> CreatedKey:
-    result = run_cli("keys", "create", "--org", org, *options, env=env, cwd=cwd)
-    assert result.returncode == 0, result.stderr
-    key_id = KEY_ID.search(result.stdout)
-    assert key_id is not None, result.stdout
-    return CreatedKey(key_id[1], result.stdout.splitlines()[-1], result.stdout)
 
 
 class TestKeysCreate:
@@ -188,15 +74,15 @@ class TestKeysCreate:
     def test_test_flag_makes_an_sk_test_key(
         self, cli_env: dict[str, str], tmp_path: Path, org: str
     ) -> None:
-        created = create_key(cli_env, tmp_path, org, "--test")
+        created = create_key_with_cli(cli_env, tmp_path, org, "--test")
 
         assert TEST_KEY.fullmatch(created.secret), created.stdout
 
     def test_keys_work_against_the_server(
         self, cli_env: dict[str, str], tmp_path: Path, org: str, live_server: str
     ) -> None:
-        live = create_key(cli_env, tmp_path, org)
-        test = create_key(cli_env, tmp_path, org, "--test", "--name", "ci")
+        live = create_key_with_cli(cli_env, tmp_path, org)
+        test = create_key_with_cli(cli_env, tmp_path, org, "--test", "--name", "ci")
 
         for key in (live.secret, test.secret):
             response = get(live_server, "/v1/agents", key)
@@ -206,7 +92,7 @@ class TestKeysCreate:
     def test_expires_in_days_sets_the_expiry(
         self, cli_env: dict[str, str], tmp_path: Path, org: str, live_server: str
     ) -> None:
-        created = create_key(cli_env, tmp_path, org, "--expires-in-days", "7")
+        created = create_key_with_cli(cli_env, tmp_path, org, "--expires-in-days", "7")
 
         expiry = re.search(r"expires (\S+)", created.stdout)
         assert expiry is not None, created.stdout
@@ -234,8 +120,8 @@ class TestKeysCreate:
     ) -> None:
         typed = f"  {org.upper()} "
 
-        first = create_key(cli_env, tmp_path, typed)
-        again = create_key(cli_env, tmp_path, org)
+        first = create_key_with_cli(cli_env, tmp_path, typed)
+        again = create_key_with_cli(cli_env, tmp_path, org)
 
         assert first.stdout.splitlines()[0] == f"created org '{org.upper()}'"
         assert again.stdout.splitlines()[0] == f"using org '{org.upper()}'"
@@ -273,8 +159,8 @@ class TestKeysList:
     def test_shows_key_ids_and_never_the_secrets(
         self, cli_env: dict[str, str], tmp_path: Path, org: str
     ) -> None:
-        first = create_key(cli_env, tmp_path, org, "--name", "first")
-        second = create_key(cli_env, tmp_path, org, "--test")
+        first = create_key_with_cli(cli_env, tmp_path, org, "--name", "first")
+        second = create_key_with_cli(cli_env, tmp_path, org, "--test")
 
         for args in (("keys", "list", "--org", org), ("keys", "list")):
             result = run_cli(*args, env=cli_env, cwd=tmp_path)
@@ -287,8 +173,8 @@ class TestKeysList:
             assert first.secret[8:20] not in result.stdout
 
     def test_only_the_given_org(self, cli_env: dict[str, str], tmp_path: Path, org: str) -> None:
-        mine = create_key(cli_env, tmp_path, org)
-        other = create_key(cli_env, tmp_path, f"{org}-other")
+        mine = create_key_with_cli(cli_env, tmp_path, org)
+        other = create_key_with_cli(cli_env, tmp_path, f"{org}-other")
 
         result = run_cli("keys", "list", "--org", org, env=cli_env, cwd=tmp_path)
 
@@ -304,9 +190,9 @@ class TestKeysList:
 
     def test_columns_line_up(self, cli_env: dict[str, str], tmp_path: Path, org: str) -> None:
         long_org = f"{org}-whose-name-is-longer-than-twenty-characters"
-        create_key(cli_env, tmp_path, long_org, "--expires-in-days", "30", "--name", "ci")
-        create_key(cli_env, tmp_path, long_org)
-        revoked = create_key(cli_env, tmp_path, long_org, "--test")
+        create_key_with_cli(cli_env, tmp_path, long_org, "--expires-in-days", "30", "--name", "ci")
+        create_key_with_cli(cli_env, tmp_path, long_org)
+        revoked = create_key_with_cli(cli_env, tmp_path, long_org, "--test")
         run_cli("keys", "revoke", revoked.id, env=cli_env, cwd=tmp_path)
 
         result = run_cli("keys", "list", "--org", long_org, env=cli_env, cwd=tmp_path)
@@ -334,7 +220,7 @@ class TestKeysRevoke:
     def test_revoked_key_is_refused_from_the_next_request(
         self, cli_env: dict[str, str], tmp_path: Path, org: str, live_server: str
     ) -> None:
-        created = create_key(cli_env, tmp_path, org)
+        created = create_key_with_cli(cli_env, tmp_path, org)
         assert get(live_server, "/v1/agents", created.secret).status_code == 200
 
         result = run_cli("keys", "revoke", created.id, env=cli_env, cwd=tmp_path)
@@ -350,7 +236,7 @@ class TestKeysRevoke:
     def test_revoking_twice_says_it_was_revoked_already(
         self, cli_env: dict[str, str], tmp_path: Path, org: str
     ) -> None:
-        created = create_key(cli_env, tmp_path, org)
+        created = create_key_with_cli(cli_env, tmp_path, org)
         first = run_cli("keys", "revoke", created.id, env=cli_env, cwd=tmp_path)
         assert first.returncode == 0, first.stderr
 
@@ -368,7 +254,7 @@ class TestKeysRevoke:
     def test_the_key_itself_can_be_given(
         self, cli_env: dict[str, str], tmp_path: Path, org: str, live_server: str
     ) -> None:
-        created = create_key(cli_env, tmp_path, org)
+        created = create_key_with_cli(cli_env, tmp_path, org)
 
         result = run_cli("keys", "revoke", created.secret, env=cli_env, cwd=tmp_path)
 
@@ -445,51 +331,13 @@ class TestServeHelp:
 # serve on the embedded PostgreSQL
 
 
-def postmaster(data_dir: Path) -> psutil.Process | None:
-    """The embedded PostgreSQL of ``data_dir`` while it runs, else None."""
-    pid_file = data_dir / "pgdata" / "postmaster.pid"
-    try:
-        pid = int(pid_file.read_text().split()[0])
-        process = psutil.Process(pid)
-        # A stale pid file may name a recycled pid: only a postgres on this pgdata counts.
-        if str(data_dir / "pgdata") in " ".join(process.cmdline()):
-            return process
-    except (FileNotFoundError, IndexError, ValueError, psutil.Error):
-        pass
-    return None
-
-
-def wait_postmaster_stopped(data_dir: Path, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while postmaster(data_dir) is not None:
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
-
-
-def stop_postmaster(data_dir: Path) -> None:
-    """Fast shutdown of a PostgreSQL a test left running (SIGINT), then SIGKILL as a last resort."""
-    process = postmaster(data_dir)
-    if process is None:
-        return
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(timeout=STOP_TIMEOUT)
-    except psutil.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=STOP_TIMEOUT)
-
-
 @pytest.fixture
 def data_dir(tmp_path: Path, servers: list[Server]) -> Iterator[Path]:
     """An empty data directory; its PostgreSQL is stopped after the test (and its servers)."""
     path = tmp_path / "data"
     yield path
     for server in servers:  # the servers first, or one would keep the postmaster busy
-        if server.process.poll() is None:
-            server.process.kill()
-            server.process.wait(timeout=STOP_TIMEOUT)
+        server.close()
     stop_postmaster(path)
 
 
@@ -532,7 +380,7 @@ class TestServeEmbedded:
         agent_id = created.json()["id"]
 
         # keys create shares the running server's PostgreSQL, and leaves it running on exit.
-        extra = create_key(embedded_env, tmp_path, "acme")
+        extra = create_key_with_cli(embedded_env, tmp_path, "acme")
         assert get(first.base_url, "/v1/agents", extra.secret).status_code == 200
         assert get(first.base_url, "/v1/agents", key).status_code == 200
 

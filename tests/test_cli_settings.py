@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import make_url
 
 from tests.fixtures.database import HASH_SECRET, admin_execute
-from tests.test_cli import (
-    ANY_KEY,
+from tests.fixtures.keys import ANY_KEY
+from tests.fixtures.servers import (
     HTTP_TIMEOUT,
     STOP_TIMEOUT,
     Server,
@@ -27,6 +27,8 @@ from tests.test_cli import (
     start_server,
     stop_postmaster,
 )
+
+pytestmark = pytest.mark.system
 
 COMMANDS = [
     ("migrate",),

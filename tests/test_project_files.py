@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import fnmatch
 import os
 import re
@@ -16,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 import yaml
@@ -24,19 +22,18 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from sqlalchemy import make_url
 
-from callingbox_server.core import migrate
 from callingbox_server.core.config import Settings
-from tests.fixtures.database import HASH_SECRET
-from tests.fixtures.servers import free_port
-from tests.test_cli import (
+from tests.fixtures.database import ROOT, new_database
+from tests.fixtures.servers import (
     HTTP_TIMEOUT,
     Server,
     clean_environment,
-    create_key,
+    create_key_with_cli,
+    free_port,
+    server_env,
     start_server,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
 SETTING_NAMES = {f"CALLINGBOX_{name.upper()}" for name in Settings.model_fields}
 ENV_NAME = re.compile(r"\bCALLINGBOX_[A-Z0-9_]+\b")
 VENV = Path(sys.prefix)
@@ -206,6 +203,7 @@ class TestCompose:
         assert settings.log_format == "json"  # for a log pipeline
         assert settings.metrics_enabled
 
+    @pytest.mark.system
     def test_api_healthcheck_uses_python_on_readyz(self, live_server: str) -> None:
         test = service("api")["healthcheck"]["test"]
         assert test[:3] == ["CMD", "python", "-c"]
@@ -361,6 +359,7 @@ class TestWithoutTheEmbeddedExtra:
             check=False,
         )
 
+    @pytest.mark.system
     def test_serves_an_external_database(self, tmp_path: Path) -> None:
         code = (
             "from callingbox_server import cli\n"
@@ -376,6 +375,7 @@ class TestWithoutTheEmbeddedExtra:
         assert result.returncode == 0, result.stderr
         assert result.stdout == "/healthz\n"
 
+    @pytest.mark.system
     def test_asks_for_the_extra_without_a_database_url(self, tmp_path: Path) -> None:
         result = self.run_python(
             "from callingbox_server.cli import main\nsys.exit(main(['keys', 'list']))\n", tmp_path
@@ -393,12 +393,14 @@ class TestWithoutTheEmbeddedExtra:
 
 
 class TestMakefile:
+    @pytest.mark.system
     def test_openapi_regenerates_the_checked_in_document(self) -> None:
         result = make("-n", "openapi")
 
         assert result.returncode == 0, result.stderr
         assert f"{VENV}/bin/callingbox-server openapi --output openapi.json" in result.stdout
 
+    @pytest.mark.system
     def test_lock_compiles_the_runtime_dependencies(self) -> None:
         result = make("-n", "lock")
 
@@ -407,6 +409,7 @@ class TestMakefile:
         assert "--output-file requirements.lock pyproject.toml" in result.stdout
         assert "--extra" not in result.stdout  # no dev tools, no embedded PostgreSQL
 
+    @pytest.mark.system
     def test_check_runs_what_ci_runs(self) -> None:
         result = make("-n", "check")
 
@@ -414,6 +417,7 @@ class TestMakefile:
         for command in ("ruff format --check .", "ruff check .", "mypy", "pytest"):
             assert command in result.stdout, command
 
+    @pytest.mark.system
     def test_run_serves(self) -> None:
         result = make("-n", "run")
 
@@ -429,6 +433,7 @@ class TestMakefile:
         assert "-m venv $(VENV)" in makefile
         assert "pip install --disable-pip-version-check -e '.[dev]'" in makefile
 
+    @pytest.mark.system
     @pytest.mark.parametrize(
         ("target", "extra"),
         [("run", "embedded"), ("migrate", "embedded"), ("test", "dev"), ("check", "dev")],
@@ -447,6 +452,7 @@ class TestMakefile:
         assert installs == [extra], result.stdout
         assert not venv.exists()
 
+    @pytest.mark.system
     @pytest.mark.parametrize(
         ("target", "expected"),
         [
@@ -460,6 +466,7 @@ class TestMakefile:
         assert result.returncode == 0, result.stderr
         assert f"{VENV}/{expected}" in result.stdout
 
+    @pytest.mark.system
     def test_no_tests_collected_fails_loudly(self) -> None:
         result = make(
             "test",
@@ -471,6 +478,7 @@ class TestMakefile:
 
 
 class TestCiScript:
+    @pytest.mark.system
     def test_is_an_executable_bash_script(self) -> None:
         script = ROOT / ".ci" / "run"
 
@@ -524,38 +532,16 @@ README_BASE_URL = "http://127.0.0.1:8000"
 README_CLI = ".venv/bin/callingbox-server"
 
 
-def _dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-async def _execute(url: str, statement: str) -> None:
-    connection = await asyncpg.connect(_dsn(url))
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
 @pytest.fixture(scope="module")
 def readme_database(database_url: str) -> Iterator[str]:
-    name = f"callingbox_readme_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_execute(database_url, f'CREATE DATABASE "{name}"'))
-    url = make_url(database_url).set(database=name).render_as_string(hide_password=False)
-    try:
-        migrate.upgrade(url)
+    with new_database(database_url, "callingbox_readme") as url:
         yield url
-    finally:
-        asyncio.run(_execute(database_url, f'DROP DATABASE "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="module")
 def readme_env(readme_database: str) -> dict[str, str]:
-    return clean_environment(
-        CALLINGBOX_DATABASE_URL=readme_database,
-        CALLINGBOX_KEY_HASH_SECRET=HASH_SECRET,
-        CALLINGBOX_LOG_LEVEL="warning",
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-    )
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    return server_env(readme_database) | {"PATH": path}
 
 
 @pytest.fixture(scope="module")
@@ -599,6 +585,7 @@ def curl_fail_option(env: dict[str, str]) -> str:
     return "--fail-with-body" if probe.returncode == 0 else "--fail"
 
 
+@pytest.mark.system
 class TestReadmeExamples:
     def test_curl_walkthrough_runs_verbatim(
         self, readme_server: Server, readme_env: dict[str, str], tmp_path: Path
@@ -654,7 +641,7 @@ class TestReadmeExamples:
         readme = read("README.md")
         assert "pip install callingbox==0.1.0" in readme
         assert f"CALLINGBOX_BASE_URL={README_BASE_URL} CALLINGBOX_API_KEY=$KEY" in readme
-        key = create_key(readme_env, tmp_path, f"client-{uuid.uuid4().hex[:8]}")
+        key = create_key_with_cli(readme_env, tmp_path, f"client-{uuid.uuid4().hex[:8]}")
         env = {
             **readme_env,
             "CALLINGBOX_BASE_URL": readme_server.base_url,

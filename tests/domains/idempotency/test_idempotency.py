@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from callingbox_server.api import idempotency
 from callingbox_server.core import models
 from callingbox_server.domains.idempotency import repository as idempotency_repository
-from tests.fixtures.factories import buy_number, create_agent, error, phone
+from tests.fixtures.factories import buy_number, create_agent, error
 from tests.fixtures.tenants import Tenant
 
 AGENT = {"name": "Front desk", "type": "inbound"}
@@ -105,7 +105,7 @@ class TestReplay:
         assert await agent_count(tenant) == await agent_count(other_tenant) == 1
 
     async def test_purchase_is_replayed_not_bought_twice(self, tenant: Tenant) -> None:
-        body = {"phone_number": phone(61, "907")}
+        body = {"phone_number": tenant.phones.phone(1)}
         first = await tenant.client.post("/v1/numbers/purchase", json=body, headers=keyed("buy"))
         again = await tenant.client.post("/v1/numbers/purchase", json=body, headers=keyed("buy"))
         assert first.status_code == again.status_code == 201
@@ -116,7 +116,7 @@ class TestReplay:
 
     async def test_attach_is_replayed_with_its_first_outcome(self, tenant: Tenant) -> None:
         agent = await create_agent(tenant)
-        number = await buy_number(tenant, 62, "907")
+        number = await buy_number(tenant, 2)
         path = f"/v1/agents/{agent['id']}/numbers"
         body = {"number_id": number["id"]}
         first = await tenant.client.post(path, json=body, headers=keyed("attach"))
@@ -133,7 +133,7 @@ class TestStoredErrors:
     async def test_an_error_from_the_work_is_stored_and_replayed(
         self, tenant: Tenant, other_tenant: Tenant
     ) -> None:
-        number = await buy_number(tenant, 63, "907")
+        number = await buy_number(tenant, 3)
         body = {"phone_number": number["e164"]}
         refused = await other_tenant.client.post(
             "/v1/numbers/purchase", json=body, headers=keyed("buy-it")
@@ -151,7 +151,7 @@ class TestStoredErrors:
         assert (await other_tenant.client.get("/v1/numbers")).json()["data"] == []
 
     async def test_work_that_failed_leaves_nothing_behind(self, tenant: Tenant) -> None:
-        number = await buy_number(tenant, 64, "907")
+        number = await buy_number(tenant, 4)
         holder = await create_agent(tenant)
         await tenant.client.post(
             f"/v1/agents/{holder['id']}/numbers", json={"number_id": number["id"]}
@@ -200,7 +200,7 @@ class TestKeyReuse:
 
     async def test_same_key_on_another_path_is_422(self, tenant: Tenant) -> None:
         agent = await create_agent(tenant)
-        number = await buy_number(tenant, 65, "907")
+        number = await buy_number(tenant, 5)
         await tenant.client.post("/v1/agents", json=AGENT, headers=keyed("k2"))
         r = await tenant.client.post(
             f"/v1/agents/{agent['id']}/numbers",

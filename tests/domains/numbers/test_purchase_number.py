@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from tests.fixtures.numbers import phone, toll_free_number
 from tests.fixtures.tenants import Tenant
 
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
@@ -40,16 +41,18 @@ async def everything(client: httpx.AsyncClient) -> dict[str, Any]:
 
 
 class TestPurchaseNumber:
-    async def test_local_number(self, tenant: Tenant) -> None:
-        r = await tenant.client.post("/v1/numbers/purchase", json={"phone_number": "+19075550142"})
+    async def test_local_number(self, tenant: Tenant, area_code: str) -> None:
+        r = await tenant.client.post(
+            "/v1/numbers/purchase", json={"phone_number": phone(42, area_code)}
+        )
         assert r.status_code == 201, r.text
         body = r.json()
         assert uuid.UUID(body["id"]).version == 4
         assert TIMESTAMP.match(body["purchased_at"]), body["purchased_at"]
         assert body == {
             "id": body["id"],
-            "e164": "+19075550142",
-            "friendly_name": "(907) 555-0142",
+            "e164": phone(42, area_code),
+            "friendly_name": f"({area_code}) 555-0142",
             "country_code": "US",
             "number_type": "local",
             "status": "active",
@@ -60,14 +63,15 @@ class TestPurchaseNumber:
         }
 
     async def test_toll_free_number(self, tenant: Tenant) -> None:
-        r = await tenant.client.post("/v1/numbers/purchase", json={"phone_number": "+18885550199"})
+        toll_free = toll_free_number()
+        r = await tenant.client.post("/v1/numbers/purchase", json={"phone_number": toll_free})
         assert r.status_code == 201, r.text
         body = r.json()
         assert TIMESTAMP.match(body["purchased_at"]), body["purchased_at"]
         assert body == {
             "id": body["id"],
-            "e164": "+18885550199",
-            "friendly_name": "(888) 555-0199",
+            "e164": toll_free,
+            "friendly_name": f"({toll_free[2:5]}) 555-{toll_free[-4:]}",
             "country_code": "US",
             "number_type": "toll_free",
             "status": "active",
@@ -77,31 +81,37 @@ class TestPurchaseNumber:
             "outbound_agent_ids": [],
         }
 
-    async def test_purchased_number_is_listed_and_retrievable(self, tenant: Tenant) -> None:
-        number = await purchase(tenant.client, "+19075550100")
+    async def test_purchased_number_is_listed_and_retrievable(
+        self, tenant: Tenant, area_code: str
+    ) -> None:
+        number = await purchase(tenant.client, phone(0, area_code))
         got = await tenant.client.get(f"/v1/numbers/{number['id']}")
         assert got.status_code == 200, got.text
         assert got.json() == number
         listed = await tenant.client.get("/v1/numbers")
         assert listed.json() == {"data": [number], "has_more": False}
 
-    async def test_number_of_this_org_is_unavailable(self, tenant: Tenant) -> None:
-        await purchase(tenant.client, "+19075550100")
+    async def test_number_of_this_org_is_unavailable(self, tenant: Tenant, area_code: str) -> None:
+        await purchase(tenant.client, phone(0, area_code))
         before = await everything(tenant.client)
-        r = await tenant.client.post("/v1/numbers/purchase", json={"phone_number": "+19075550100"})
+        r = await tenant.client.post(
+            "/v1/numbers/purchase", json={"phone_number": phone(0, area_code)}
+        )
         assert r.status_code == 409
-        assert r.json() == unavailable(r, "+19075550100")
+        assert r.json() == unavailable(r, phone(0, area_code))
         assert await everything(tenant.client) == before
 
     async def test_number_of_another_org_is_unavailable(
-        self, tenant: Tenant, other_tenant: Tenant
+        self, tenant: Tenant, other_tenant: Tenant, area_code: str
     ) -> None:
-        theirs = await purchase(other_tenant.client, "+19075550100")
+        theirs = await purchase(other_tenant.client, phone(0, area_code))
         their_view = await everything(other_tenant.client)
         before = await everything(tenant.client)
-        r = await tenant.client.post("/v1/numbers/purchase", json={"phone_number": "+19075550100"})
+        r = await tenant.client.post(
+            "/v1/numbers/purchase", json={"phone_number": phone(0, area_code)}
+        )
         assert r.status_code == 409
-        assert r.json() == unavailable(r, "+19075550100")
+        assert r.json() == unavailable(r, phone(0, area_code))
         assert await everything(tenant.client) == before
         assert await everything(other_tenant.client) == their_view
         assert their_view["active"]["data"] == [theirs]
@@ -152,10 +162,10 @@ class TestPurchaseNumber:
         assert r.status_code == 400
         assert r.json() == bad_request(r, "missing required field: phone_number")
 
-    async def test_unknown_field_is_rejected(self, tenant: Tenant) -> None:
+    async def test_unknown_field_is_rejected(self, tenant: Tenant, area_code: str) -> None:
         r = await tenant.client.post(
             "/v1/numbers/purchase",
-            json={"phone_number": "+19075550100", "friendly_name": "Main line"},
+            json={"phone_number": phone(0, area_code), "friendly_name": "Main line"},
         )
         assert r.status_code == 400
         assert r.json() == bad_request(r, "unknown field: friendly_name")
@@ -166,32 +176,46 @@ class TestPurchaseNumber:
         assert r.status_code == 400
         assert r.json() == bad_request(r, "request body is required")
 
-    async def test_body_that_is_not_an_object_is_rejected(self, tenant: Tenant) -> None:
-        for body in (["+19075550100"], "+19075550100", 1):
+    async def test_body_that_is_not_an_object_is_rejected(
+        self, tenant: Tenant, area_code: str
+    ) -> None:
+        for body in ([phone(0, area_code)], phone(0, area_code), 1):
             r = await tenant.client.post("/v1/numbers/purchase", json=body)
             assert r.status_code == 400, (body, r.text)
             assert r.json() == bad_request(r, "request body must be a JSON object")
 
     async def test_failed_purchases_change_nothing(
-        self, tenant: Tenant, other_tenant: Tenant
+        self, tenant: Tenant, other_tenant: Tenant, area_code: str
     ) -> None:
-        mine = await purchase(tenant.client, "+19075550100")
-        await purchase(other_tenant.client, "+19075550101")
+        mine = await purchase(tenant.client, phone(0, area_code))
+        await purchase(other_tenant.client, phone(1, area_code))
         before = await everything(tenant.client)
         attempts = (
-            ({"phone_number": "+19075550100"}, 409, "phone number +19075550100 is not available"),
-            ({"phone_number": "+19075550101"}, 409, "phone number +19075550101 is not available"),
             (
-                {"phone_number": "+19075551234"},
+                {"phone_number": phone(0, area_code)},
+                409,
+                f"phone number {phone(0, area_code)} is not available",
+            ),
+            (
+                {"phone_number": phone(1, area_code)},
+                409,
+                f"phone number {phone(1, area_code)} is not available",
+            ),
+            (
+                {"phone_number": f"+1{area_code}5551234"},
                 400,
-                "phone number +19075551234 is not offered by the provider",
+                f"phone number +1{area_code}5551234 is not offered by the provider",
             ),
             (
                 {"phone_number": "907-555-0102"},
                 400,
                 "invalid field phone_number: must be an E.164 number such as +14155550100",
             ),
-            ({"phone_number": "+19075550102", "status": "released"}, 400, "unknown field: status"),
+            (
+                {"phone_number": phone(2, area_code), "status": "released"},
+                400,
+                "unknown field: status",
+            ),
         )
         for attempt, status, message in attempts:
             r = await tenant.client.post("/v1/numbers/purchase", json=attempt)
@@ -205,13 +229,13 @@ class TestPurchaseNumber:
         assert await everything(tenant.client) == before
         assert before["active"]["data"] == [mine]
         available = await tenant.client.get(
-            "/v1/numbers/available", params={"area_code": "907", "limit": 1}
+            "/v1/numbers/available", params={"area_code": area_code, "limit": 1}
         )
-        assert available.json()["data"][0]["phone_number"] == "+19075550102"
+        assert available.json()["data"][0]["phone_number"] == phone(2, area_code)
 
-    async def test_each_purchase_is_a_new_number(self, tenant: Tenant) -> None:
-        first = await purchase(tenant.client, "+19075550100")
-        second = await purchase(tenant.client, "+19075550101")
+    async def test_each_purchase_is_a_new_number(self, tenant: Tenant, area_code: str) -> None:
+        first = await purchase(tenant.client, phone(0, area_code))
+        second = await purchase(tenant.client, phone(1, area_code))
         assert first["id"] != second["id"]
         assert second["purchased_at"] > first["purchased_at"]
         listed = await tenant.client.get("/v1/numbers")

@@ -9,6 +9,7 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tests.fixtures.numbers import phone
 from tests.fixtures.tenants import Tenant
 
 KNOWN_LOCAL = {
@@ -75,10 +76,10 @@ class TestSearchAvailableNumbers:
         assert explicit.status_code == 200, explicit.text
         assert explicit.json() == default.json()
 
-    async def test_area_code_filter(self, tenant: Tenant) -> None:
-        r = await tenant.client.get("/v1/numbers/available", params={"area_code": "907"})
+    async def test_area_code_filter(self, tenant: Tenant, area_code: str) -> None:
+        r = await tenant.client.get("/v1/numbers/available", params={"area_code": area_code})
         assert r.status_code == 200, r.text
-        assert r.json() == {"data": [offer("907", line) for line in range(10)]}
+        assert r.json() == {"data": [offer(area_code, line) for line in range(10)]}
 
     async def test_known_area_code_carries_state_and_locality(
         self, tenant: Tenant, sessionmaker: async_sessionmaker[AsyncSession]
@@ -101,15 +102,15 @@ class TestSearchAvailableNumbers:
         }
         assert re.fullmatch(r"\+121255501\d\d", first["phone_number"])
 
-    async def test_area_code_without_a_known_place(self, tenant: Tenant) -> None:
+    async def test_area_code_without_a_known_place(self, tenant: Tenant, area_code: str) -> None:
         r = await tenant.client.get(
-            "/v1/numbers/available", params={"area_code": "907", "limit": 1}
+            "/v1/numbers/available", params={"area_code": area_code, "limit": 1}
         )
         assert r.status_code == 200, r.text
         assert r.json() == {
             "data": [
                 {
-                    "phone_number": "+19075550100",
+                    "phone_number": phone(0, area_code),
                     "country_code": "US",
                     "number_type": "local",
                     "state": None,
@@ -156,16 +157,16 @@ class TestSearchAvailableNumbers:
         assert r.status_code == 200, r.text
         assert r.json() == {"data": await free_offers(sessionmaker, "415", 10)}
 
-    async def test_number_type_and_area_code_together(self, tenant: Tenant) -> None:
+    async def test_number_type_and_area_code_together(self, tenant: Tenant, area_code: str) -> None:
         r = await tenant.client.get(
             "/v1/numbers/available",
-            params={"area_code": "907", "number_type": "local", "limit": 2},
+            params={"area_code": area_code, "number_type": "local", "limit": 2},
         )
         assert r.status_code == 200, r.text
-        assert r.json() == {"data": [offer("907", 0), offer("907", 1)]}
+        assert r.json() == {"data": [offer(area_code, 0), offer(area_code, 1)]}
 
     async def test_number_type_that_contradicts_the_area_code_finds_nothing(
-        self, tenant: Tenant
+        self, tenant: Tenant, area_code: str
     ) -> None:
         toll_free_as_local = await tenant.client.get(
             "/v1/numbers/available", params={"area_code": "800", "number_type": "local"}
@@ -173,24 +174,24 @@ class TestSearchAvailableNumbers:
         assert toll_free_as_local.status_code == 200, toll_free_as_local.text
         assert toll_free_as_local.json() == {"data": []}
         local_as_toll_free = await tenant.client.get(
-            "/v1/numbers/available", params={"area_code": "907", "number_type": "toll_free"}
+            "/v1/numbers/available", params={"area_code": area_code, "number_type": "toll_free"}
         )
         assert local_as_toll_free.status_code == 200, local_as_toll_free.text
         assert local_as_toll_free.json() == {"data": []}
 
-    async def test_limit_of_fifty_is_allowed(self, tenant: Tenant) -> None:
+    async def test_limit_of_fifty_is_allowed(self, tenant: Tenant, area_code: str) -> None:
         r = await tenant.client.get(
-            "/v1/numbers/available", params={"area_code": "907", "limit": 50}
+            "/v1/numbers/available", params={"area_code": area_code, "limit": 50}
         )
         assert r.status_code == 200, r.text
-        assert r.json() == {"data": [offer("907", line) for line in range(50)]}
+        assert r.json() == {"data": [offer(area_code, line) for line in range(50)]}
 
-    async def test_limit_of_one_is_allowed(self, tenant: Tenant) -> None:
+    async def test_limit_of_one_is_allowed(self, tenant: Tenant, area_code: str) -> None:
         r = await tenant.client.get(
-            "/v1/numbers/available", params={"area_code": "907", "limit": 1}
+            "/v1/numbers/available", params={"area_code": area_code, "limit": 1}
         )
         assert r.status_code == 200, r.text
-        assert r.json() == {"data": [offer("907", 0)]}
+        assert r.json() == {"data": [offer(area_code, 0)]}
 
     async def test_limit_zero_is_rejected(self, tenant: Tenant) -> None:
         r = await tenant.client.get("/v1/numbers/available", params={"limit": 0})
@@ -247,36 +248,40 @@ class TestSearchAvailableNumbers:
         assert r.json() == bad_request(r, "unknown query parameter: areacode")
 
     async def test_numbers_owned_by_any_org_are_not_offered(
-        self, tenant: Tenant, other_tenant: Tenant
+        self, tenant: Tenant, other_tenant: Tenant, area_code: str
     ) -> None:
-        await purchase(tenant.client, "+19075550101")
-        await purchase(other_tenant.client, "+19075550103")
+        await purchase(tenant.client, phone(1, area_code))
+        await purchase(other_tenant.client, phone(3, area_code))
         for client in (tenant.client, other_tenant.client):
-            r = await client.get("/v1/numbers/available", params={"area_code": "907", "limit": 5})
+            r = await client.get(
+                "/v1/numbers/available", params={"area_code": area_code, "limit": 5}
+            )
             assert r.status_code == 200, r.text
-            assert r.json() == {"data": [offer("907", line) for line in (0, 2, 4, 5, 6)]}
+            assert r.json() == {"data": [offer(area_code, line) for line in (0, 2, 4, 5, 6)]}
 
-    async def test_owned_numbers_do_not_shorten_the_page(self, tenant: Tenant) -> None:
+    async def test_owned_numbers_do_not_shorten_the_page(
+        self, tenant: Tenant, area_code: str
+    ) -> None:
         for line in range(3):
-            await purchase(tenant.client, f"+190755501{line:02d}")
+            await purchase(tenant.client, phone(line, area_code))
         r = await tenant.client.get(
-            "/v1/numbers/available", params={"area_code": "907", "limit": 50}
+            "/v1/numbers/available", params={"area_code": area_code, "limit": 50}
         )
         assert r.status_code == 200, r.text
-        assert r.json() == {"data": [offer("907", line) for line in range(3, 53)]}
+        assert r.json() == {"data": [offer(area_code, line) for line in range(3, 53)]}
 
     async def test_released_numbers_are_offered_again(
-        self, tenant: Tenant, other_tenant: Tenant
+        self, tenant: Tenant, other_tenant: Tenant, area_code: str
     ) -> None:
-        number = await purchase(tenant.client, "+19075550100")
+        number = await purchase(tenant.client, phone(0, area_code))
         r = await other_tenant.client.get(
-            "/v1/numbers/available", params={"area_code": "907", "limit": 2}
+            "/v1/numbers/available", params={"area_code": area_code, "limit": 2}
         )
-        assert r.json() == {"data": [offer("907", 1), offer("907", 2)]}
+        assert r.json() == {"data": [offer(area_code, 1), offer(area_code, 2)]}
         released = await tenant.client.delete(f"/v1/numbers/{number['id']}")
         assert released.status_code == 200, released.text
         r = await other_tenant.client.get(
-            "/v1/numbers/available", params={"area_code": "907", "limit": 2}
+            "/v1/numbers/available", params={"area_code": area_code, "limit": 2}
         )
         assert r.status_code == 200, r.text
-        assert r.json() == {"data": [offer("907", 0), offer("907", 1)]}
+        assert r.json() == {"data": [offer(area_code, 0), offer(area_code, 1)]}

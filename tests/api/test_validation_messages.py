@@ -14,18 +14,16 @@ import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from callingbox_server.core.text import MULTI_LINE_PATTERN, NOT_BLANK_PATTERN, SINGLE_LINE_PATTERN
+from tests.fixtures.database import ROOT
 from tests.fixtures.factories import BUILTIN_TOOL, HTTP_TOOL, error
 from tests.fixtures.tenants import Tenant
 
-DOCUMENT: dict[str, Any] = json.loads(
-    (Path(__file__).resolve().parents[1] / "openapi.json").read_text()
-)
+DOCUMENT: dict[str, Any] = json.loads((ROOT / "openapi.json").read_text())
 METHODS = ("get", "post", "put", "patch", "delete")
 # Rules about text hygiene rather than a format: their messages name what is refused.
 HYGIENE = {SINGLE_LINE_PATTERN, MULTI_LINE_PATTERN, NOT_BLANK_PATTERN}

@@ -18,9 +18,9 @@ from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate
 from openapi_spec_validator.validation import OpenAPIV31SpecValidator
 
-from tests.test_cli import clean_environment
+from tests.fixtures.database import ROOT
+from tests.fixtures.servers import clean_environment
 
-ROOT = Path(__file__).resolve().parents[1]
 CHECKED_IN = ROOT / "openapi.json"
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 
@@ -79,6 +79,7 @@ class TestCheckedIn:
                 f"deliberate, run `make openapi` and commit openapi.json with it.\n{diff[:6000]}"
             )
 
+    @pytest.mark.system
     def test_make_openapi_writes_exactly_the_checked_in_file(self, tmp_path: Path) -> None:
         # What `make openapi` runs (see the Makefile), with no database anywhere.
         output = tmp_path / "openapi.json"

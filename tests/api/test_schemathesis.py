@@ -4,7 +4,7 @@ Every phase (examples, coverage with its negative cases, fuzzing in positive and
 stateful sequences along the links Schemathesis infers) and every check run against a real server
 process, with a valid key and seed data. The run commits and buys numbers wherever the sandbox
 offers them, so it gets a database of its own beside the suite's: nothing it does can reach
-another test. The rules no schema can state are in tests/schemathesis_hooks.py.
+another test. The rules no schema can state are in schemathesis_hooks.py, beside this file.
 
 The run is bounded by a fixed seed and a small number of examples per operation: it is
 reproducible and takes seconds, as CI runs the suite twice.
@@ -18,19 +18,16 @@ import os
 import re
 import subprocess
 import sys
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import make_url
-from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
-from callingbox_server.core import migrate
-from callingbox_server.domains.keys import service as keys
-from tests.fixtures.database import HASH_SECRET, admin_execute
+from tests.fixtures.database import new_database
+from tests.fixtures.keys import create_key_at
+from tests.fixtures.numbers import area_code
 from tests.fixtures.servers import running_server
 
 SEED = 20261128
@@ -42,33 +39,15 @@ SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 @pytest.fixture(scope="module")
 def own_database(database_url: str) -> Iterator[str]:
     """A migrated database beside the suite's, dropped afterwards."""
-    name = f"callingbox_fuzz_{uuid.uuid4().hex[:12]}"
-    asyncio.run(admin_execute(database_url, f'CREATE DATABASE "{name}"'))
-    url = make_url(database_url).set(database=name).render_as_string(hide_password=False)
-    migrate.upgrade(url)
-    try:
+    with new_database(database_url, "callingbox_fuzz") as url:
         yield url
-    finally:
-        asyncio.run(admin_execute(database_url, f'DROP DATABASE "{name}" WITH (FORCE)'))
-
-
-async def _create_key(database_url: str) -> str:
-    engine = create_async_engine(database_url)
-    try:
-        async with async_sessionmaker(engine)() as session, session.begin():
-            created = await keys.create_key(
-                session, org_name="schemathesis", hash_secret=HASH_SECRET.encode()
-            )
-    finally:
-        await engine.dispose()
-    return created.secret
 
 
 def _seed(base_url: str, key: str) -> None:
     """Objects for the links to start from: numbers of both types, and agents using them."""
     with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {key}"}) as client:
         numbers = []
-        for params in ({"area_code": "415"}, {"number_type": "toll_free"}):
+        for params in ({"area_code": area_code()}, {"number_type": "toll_free"}):
             offer = client.get("/v1/numbers/available", params={**params, "limit": 1}).json()
             bought = client.post(
                 "/v1/numbers/purchase", json={"phone_number": offer["data"][0]["phone_number"]}
@@ -111,8 +90,9 @@ def _dropped_by_rule(log: Path) -> Counter[str]:
     )
 
 
+@pytest.mark.system
 def test_schemathesis_finds_nothing(own_database: str, tmp_path: Path) -> None:
-    key = asyncio.run(_create_key(own_database))
+    key = asyncio.run(create_key_at(own_database, org_name="schemathesis"))
     events = tmp_path / "events.ndjson"
     dropped = tmp_path / "dropped.ndjson"
     with running_server(own_database) as base_url:

@@ -1,4 +1,4 @@
-"""Schemathesis hooks for tests/test_schemathesis.py: the few rules OpenAPI cannot state.
+"""Schemathesis hooks for tests/api/test_schemathesis.py: the few rules OpenAPI cannot state.
 
 Every check runs on every operation. A failure is dropped here only when it is one of the
 contract's rules that depend on state or span fields, which no OpenAPI schema can express; each

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 
+from tests.fixtures.numbers import phone, toll_free_number
 from tests.fixtures.tenants import Tenant
 
 
@@ -55,17 +56,17 @@ class TestListNumbers:
         assert r.status_code == 200, r.text
         assert r.json() == {"data": [], "has_more": False}
 
-    async def test_newest_first(self, tenant: Tenant) -> None:
-        first = await purchase(tenant.client, "+19075550100")
-        second = await purchase(tenant.client, "+18005550100")
-        third = await purchase(tenant.client, "+19075550101")
+    async def test_newest_first(self, tenant: Tenant, area_code: str) -> None:
+        first = await purchase(tenant.client, phone(0, area_code))
+        second = await purchase(tenant.client, toll_free_number())
+        third = await purchase(tenant.client, phone(1, area_code))
         r = await tenant.client.get("/v1/numbers")
         assert r.status_code == 200, r.text
         assert r.json() == {"data": [third, second, first], "has_more": False}
 
-    async def test_default_lists_only_active_numbers(self, tenant: Tenant) -> None:
-        kept = await purchase(tenant.client, "+19075550100")
-        gone = await purchase(tenant.client, "+19075550101")
+    async def test_default_lists_only_active_numbers(self, tenant: Tenant, area_code: str) -> None:
+        kept = await purchase(tenant.client, phone(0, area_code))
+        gone = await purchase(tenant.client, phone(1, area_code))
         await release(tenant.client, gone["id"])
         r = await tenant.client.get("/v1/numbers")
         assert r.status_code == 200, r.text
@@ -74,10 +75,12 @@ class TestListNumbers:
         assert explicit.status_code == 200, explicit.text
         assert explicit.json() == r.json()
 
-    async def test_status_released_lists_released_numbers(self, tenant: Tenant) -> None:
-        await purchase(tenant.client, "+19075550100")
-        first = await purchase(tenant.client, "+19075550101")
-        second = await purchase(tenant.client, "+19075550102")
+    async def test_status_released_lists_released_numbers(
+        self, tenant: Tenant, area_code: str
+    ) -> None:
+        await purchase(tenant.client, phone(0, area_code))
+        first = await purchase(tenant.client, phone(1, area_code))
+        second = await purchase(tenant.client, phone(2, area_code))
         released_first = await release(tenant.client, first["id"])
         released_second = await release(tenant.client, second["id"])
         r = await tenant.client.get("/v1/numbers", params={"status": "released"})
@@ -105,11 +108,11 @@ class TestListNumbers:
         }
 
     async def test_other_orgs_numbers_are_not_listed(
-        self, tenant: Tenant, other_tenant: Tenant
+        self, tenant: Tenant, other_tenant: Tenant, area_code: str
     ) -> None:
-        mine = await purchase(tenant.client, "+19075550100")
-        theirs = await purchase(other_tenant.client, "+19075550101")
-        gone = await purchase(other_tenant.client, "+19075550102")
+        mine = await purchase(tenant.client, phone(0, area_code))
+        theirs = await purchase(other_tenant.client, phone(1, area_code))
+        gone = await purchase(other_tenant.client, phone(2, area_code))
         await release(other_tenant.client, gone["id"])
         assert (await tenant.client.get("/v1/numbers")).json() == {
             "data": [mine],
@@ -122,8 +125,8 @@ class TestListNumbers:
             "has_more": False,
         }
 
-    async def test_agent_bindings_are_shown(self, tenant: Tenant) -> None:
-        number = await purchase(tenant.client, "+19075550100")
+    async def test_agent_bindings_are_shown(self, tenant: Tenant, area_code: str) -> None:
+        number = await purchase(tenant.client, phone(0, area_code))
         inbound = await create_agent(tenant.client, "inbound", [number["id"]])
         first_outbound = await create_agent(tenant.client, "outbound")
         second_outbound = await create_agent(tenant.client, "outbound")
@@ -144,30 +147,32 @@ class TestListNumbers:
 
 
 class TestGetNumber:
-    async def test_active_number(self, tenant: Tenant) -> None:
-        number = await purchase(tenant.client, "+19075550100")
+    async def test_active_number(self, tenant: Tenant, area_code: str) -> None:
+        number = await purchase(tenant.client, phone(0, area_code))
         r = await tenant.client.get(f"/v1/numbers/{number['id']}")
         assert r.status_code == 200, r.text
         assert r.json() == number
 
-    async def test_released_number(self, tenant: Tenant) -> None:
-        number = await purchase(tenant.client, "+19075550100")
+    async def test_released_number(self, tenant: Tenant, area_code: str) -> None:
+        number = await purchase(tenant.client, phone(0, area_code))
         released = await release(tenant.client, number["id"])
         r = await tenant.client.get(f"/v1/numbers/{number['id']}")
         assert r.status_code == 200, r.text
         assert r.json() == released
         assert r.json() == {**number, "status": "released"}
 
-    async def test_uppercase_uuid_names_the_same_number(self, tenant: Tenant) -> None:
-        number = await purchase(tenant.client, "+19075550100")
+    async def test_uppercase_uuid_names_the_same_number(
+        self, tenant: Tenant, area_code: str
+    ) -> None:
+        number = await purchase(tenant.client, phone(0, area_code))
         r = await tenant.client.get(f"/v1/numbers/{number['id'].upper()}")
         assert r.status_code == 200, r.text
         assert r.json() == number
 
     async def test_missing_and_foreign_numbers_look_the_same(
-        self, tenant: Tenant, other_tenant: Tenant
+        self, tenant: Tenant, other_tenant: Tenant, area_code: str
     ) -> None:
-        theirs = await purchase(other_tenant.client, "+19075550100")
+        theirs = await purchase(other_tenant.client, phone(0, area_code))
         for number_id in (theirs["id"], str(uuid.uuid4())):
             r = await tenant.client.get(f"/v1/numbers/{number_id}")
             assert r.status_code == 404, (number_id, r.text)
@@ -179,9 +184,11 @@ class TestGetNumber:
             assert r.status_code == 404, (number_id, r.text)
             assert r.json() == not_found(r, number_id)
 
-    async def test_inbound_and_outbound_agents_in_attach_order(self, tenant: Tenant) -> None:
-        number = await purchase(tenant.client, "+19075550100")
-        other = await purchase(tenant.client, "+19075550101")
+    async def test_inbound_and_outbound_agents_in_attach_order(
+        self, tenant: Tenant, area_code: str
+    ) -> None:
+        number = await purchase(tenant.client, phone(0, area_code))
+        other = await purchase(tenant.client, phone(1, area_code))
         outbound = [await create_agent(tenant.client, "outbound") for _ in range(3)]
         await attach(tenant.client, outbound[2]["id"], number["id"])
         await attach(tenant.client, outbound[0]["id"], other["id"])
@@ -204,8 +211,8 @@ class TestGetNumber:
             "outbound_agent_ids": [outbound[0]["id"]],
         }
 
-    async def test_detaching_removes_the_binding(self, tenant: Tenant) -> None:
-        number = await purchase(tenant.client, "+19075550100")
+    async def test_detaching_removes_the_binding(self, tenant: Tenant, area_code: str) -> None:
+        number = await purchase(tenant.client, phone(0, area_code))
         inbound = await create_agent(tenant.client, "inbound", [number["id"]])
         outbound = await create_agent(tenant.client, "outbound", [number["id"]])
         for agent in (inbound, outbound):
@@ -214,8 +221,10 @@ class TestGetNumber:
         r = await tenant.client.get(f"/v1/numbers/{number['id']}")
         assert r.json() == number
 
-    async def test_archiving_an_agent_frees_the_number(self, tenant: Tenant) -> None:
-        number = await purchase(tenant.client, "+19075550100")
+    async def test_archiving_an_agent_frees_the_number(
+        self, tenant: Tenant, area_code: str
+    ) -> None:
+        number = await purchase(tenant.client, phone(0, area_code))
         inbound = await create_agent(tenant.client, "inbound", [number["id"]])
         outbound = await create_agent(tenant.client, "outbound", [number["id"]])
         r = await tenant.client.get(f"/v1/numbers/{number['id']}")

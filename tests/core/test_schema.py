@@ -42,7 +42,7 @@ class TestSchemaConstraints:
     async def test_second_inbound_link_is_rejected(
         self, tenant: Tenant, connection: AsyncConnection
     ) -> None:
-        number = await _buy(tenant, "+14155550100")
+        number = await _buy(tenant, tenant.phones.phone(0))
         first, second = await _agent(tenant, "inbound"), await _agent(tenant, "inbound")
         await _link(connection, tenant, first, number, "inbound")
         with pytest.raises(IntegrityError, match="uq_agent_numbers_inbound"):
@@ -52,7 +52,7 @@ class TestSchemaConstraints:
     async def test_link_type_must_match_the_agent(
         self, tenant: Tenant, connection: AsyncConnection
     ) -> None:
-        number = await _buy(tenant, "+14155550100")
+        number = await _buy(tenant, tenant.phones.phone(0))
         outbound = await _agent(tenant, "outbound")
         with pytest.raises(IntegrityError, match="agent_type"):
             async with connection.begin_nested():
@@ -61,7 +61,7 @@ class TestSchemaConstraints:
     async def test_link_across_orgs_is_rejected(
         self, tenant: Tenant, other_tenant: Tenant, connection: AsyncConnection
     ) -> None:
-        number = await _buy(other_tenant, "+14155550100")
+        number = await _buy(other_tenant, other_tenant.phones.phone(0))
         agent = await _agent(tenant, "outbound")
         with pytest.raises(IntegrityError, match="number_id_org_id"):
             async with connection.begin_nested():
@@ -70,21 +70,26 @@ class TestSchemaConstraints:
     async def test_second_active_owner_is_rejected(
         self, tenant: Tenant, other_tenant: Tenant, connection: AsyncConnection
     ) -> None:
-        await _buy(tenant, "+14155550100")
+        e164 = tenant.phones.phone(0)
+        await _buy(tenant, e164)
         with pytest.raises(IntegrityError, match="uq_numbers_e164_active"):
             async with connection.begin_nested():
                 await connection.execute(
                     text(
                         "INSERT INTO numbers (id, org_id, e164, country_code, number_type, "
-                        "monthly_cost_cents) VALUES (:id, :org, '+14155550100', 'US', 'local', 100)"
+                        "monthly_cost_cents) VALUES (:id, :org, :e164, 'US', 'local', 100)"
                     ),
-                    {"id": uuid.uuid4(), "org": other_tenant.org_id},
+                    {
+                        "id": uuid.uuid4(),
+                        "org": other_tenant.org_id,
+                        "e164": tenant.phones.phone(0),
+                    },
                 )
 
     async def test_primary_must_be_attached(
         self, tenant: Tenant, connection: AsyncConnection
     ) -> None:
-        number = await _buy(tenant, "+14155550100")
+        number = await _buy(tenant, tenant.phones.phone(0))
         agent = await _agent(tenant, "outbound")
         savepoint = await connection.begin_nested()
         await connection.execute(

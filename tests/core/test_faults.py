@@ -24,16 +24,15 @@ import asyncpg
 import httpx
 import psutil
 import pytest
-from sqlalchemy import make_url, pool
-from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from callingbox_server.core import migrate
 from callingbox_server.core.config import Settings
 from callingbox_server.core.db.engine import APPLICATION_NAME
-from callingbox_server.domains.keys import service as keys
-from tests.fixtures.database import HASH_SECRET, ROOT, admin_execute, asyncpg_dsn
-from tests.fixtures.servers import free_port
-from tests.test_cli import Server, start_server
+from tests.fixtures.database import ROOT, asyncpg_dsn, new_database
+from tests.fixtures.keys import create_key_at
+from tests.fixtures.servers import Server, free_port, server_env, start_server
+
+pytestmark = pytest.mark.system
 
 DEFAULTS = {name: field.default for name, field in Settings.model_fields.items()}
 POOL_SIZE: int = DEFAULTS["db_pool_size"]
@@ -48,28 +47,6 @@ REQUEST_TIMEOUT = 10.0  # far above the bound: a request that hangs is measured,
 # Servers and databases
 
 
-def server_env(database_url: str, **settings: str) -> dict[str, str]:
-    """The environment of a server on ``database_url``: default settings, except ``settings``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CALLINGBOX_")}
-    env |= {
-        "CALLINGBOX_DATABASE_URL": database_url,
-        "CALLINGBOX_KEY_HASH_SECRET": HASH_SECRET,
-        "CALLINGBOX_LOG_LEVEL": "warning",
-    }
-    env |= {f"CALLINGBOX_{name.upper()}": value for name, value in settings.items()}
-    return env
-
-
-@pytest.fixture
-def servers() -> Iterator[list[Server]]:
-    started: list[Server] = []
-    yield started
-    for server in started:
-        if server.process.poll() is None:
-            server.process.kill()
-            server.process.wait(timeout=30)
-
-
 def serve(servers: list[Server], tmp_path: Path, database_url: str, **settings: str) -> Server:
     server = start_server(server_env(database_url, **settings), tmp_path)
     servers.append(server)
@@ -77,27 +54,11 @@ def serve(servers: list[Server], tmp_path: Path, database_url: str, **settings: 
     return server
 
 
-async def create_key(database_url: str) -> str:
-    engine = create_async_engine(database_url, poolclass=pool.NullPool)
-    try:
-        async with async_sessionmaker(engine)() as session, session.begin():
-            created = await keys.create_key(
-                session, org_name=f"faults-{uuid.uuid4().hex}", hash_secret=HASH_SECRET.encode()
-            )
-    finally:
-        await engine.dispose()
-    return created.secret
-
-
 @pytest.fixture(scope="module")
 def fault_database(database_url: str) -> Iterator[str]:
     """A migrated database on the suite's PostgreSQL that only these tests' servers use."""
-    name = f"callingbox_faults_{uuid.uuid4().hex[:12]}"
-    asyncio.run(admin_execute(database_url, f'CREATE DATABASE "{name}"'))
-    url = make_url(database_url).set(database=name).render_as_string(hide_password=False)
-    migrate.upgrade(url)
-    yield url
-    asyncio.run(admin_execute(database_url, f'DROP DATABASE "{name}" WITH (FORCE)'))
+    with new_database(database_url, "callingbox_faults") as url:
+        yield url
 
 
 class ThrowawayPostgres:
@@ -320,7 +281,7 @@ class TestBackendsTerminated:
         self, fault_database: str, servers: list[Server], tmp_path: Path
     ) -> None:
         server = serve(servers, tmp_path, fault_database)
-        key = await create_key(fault_database)
+        key = await create_key_at(fault_database)
         admin = await asyncpg.connect(asyncpg_dsn(fault_database))
         async with contextlib.AsyncExitStack() as stack:
             stack.push_async_callback(admin.close)
@@ -372,7 +333,7 @@ class TestPostgresStopped:
         self, throwaway_postgres: ThrowawayPostgres, servers: list[Server], tmp_path: Path
     ) -> None:
         postgres = throwaway_postgres
-        key = await create_key(postgres.url)
+        key = await create_key_at(postgres.url)
         server = serve(servers, tmp_path, postgres.url)
         async with client_for(server, key) as client:
             assert await consecutive_successes(client, 100) == 100
@@ -427,7 +388,7 @@ class TestPostgresHangs:
         self, throwaway_postgres: ThrowawayPostgres, servers: list[Server], tmp_path: Path
     ) -> None:
         postgres = throwaway_postgres
-        key = await create_key(postgres.url)
+        key = await create_key_at(postgres.url)
         server = serve(servers, tmp_path, postgres.url)
         async with client_for(server, key, self.CLIENTS) as client:
             assert await consecutive_successes(client, 100) == 100
@@ -489,7 +450,7 @@ class TestSigterm:
         server = serve(
             servers, tmp_path, fault_database, db_command_timeout="30", workers=str(workers)
         )
-        key = await create_key(fault_database)
+        key = await create_key_at(fault_database)
         headers = {"Authorization": f"Bearer {key}"}
         lock = await asyncpg.connect(asyncpg_dsn(fault_database))
         transaction = lock.transaction()
@@ -537,7 +498,7 @@ class TestSigterm:
         server = serve(
             servers, tmp_path, fault_database, db_command_timeout="30", shutdown_timeout=str(bound)
         )
-        key = await create_key(fault_database)
+        key = await create_key_at(fault_database)
         lock = await asyncpg.connect(asyncpg_dsn(fault_database))
         transaction = lock.transaction()
         await transaction.start()

@@ -5,37 +5,39 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
 import pytest
-from sqlalchemy import make_url
 
 from callingbox_server.core.migrate import MIGRATION_LOCK_ID
-from tests.fixtures.database import HASH_SECRET, admin_execute, asyncpg_dsn
-from tests.test_cli import COMMAND_TIMEOUT, Server, clean_environment, start_server
-from tests.test_migrations import TABLES
+from tests.fixtures.database import TABLES, asyncpg_dsn, new_database, table_names
+from tests.fixtures.servers import (
+    COMMAND_TIMEOUT,
+    Server,
+    clean_environment,
+    run_cli,
+    server_env,
+    start_server,
+)
 
 REPLICAS = 4
 
+pytestmark = pytest.mark.system
+
 
 @pytest.fixture
-async def fresh_database(database_url: str) -> AsyncIterator[str]:
+def fresh_database(database_url: str) -> Iterator[str]:
     """An empty database, never migrated."""
-    name = f"callingbox_upgrade_{uuid.uuid4().hex[:12]}"
-    await admin_execute(database_url, f'CREATE DATABASE "{name}"')
-    yield make_url(database_url).set(database=name).render_as_string(hide_password=False)
-    await admin_execute(database_url, f'DROP DATABASE "{name}" WITH (FORCE)')
+    with new_database(database_url, "callingbox_upgrade", migrated=False) as url:
+        yield url
 
 
 def migrate_process(database_url: str, cwd: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "callingbox_server.cli", "migrate"],
-        env=clean_environment(
-            CALLINGBOX_DATABASE_URL=database_url, CALLINGBOX_KEY_HASH_SECRET=HASH_SECRET
-        ),
+        env=server_env(database_url),
         cwd=cwd,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -51,11 +53,6 @@ async def fetch(url: str, query: str) -> list[asyncpg.Record]:
     finally:
         await connection.close()
     return rows
-
-
-async def tables(url: str) -> set[str]:
-    rows = await fetch(url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-    return {row["tablename"] for row in rows} - {"alembic_version"}
 
 
 def finish(process: subprocess.Popen[str]) -> tuple[int, str]:
@@ -90,7 +87,7 @@ class TestConcurrentMigrate:
                     assert process.poll() is None, finish(process)
                 await asyncio.sleep(0.1)
             assert await holder.fetchval(QUEUED_ON_THE_LOCK, *key) == REPLICAS
-            assert await tables(fresh_database) == set(), "migrated without the lock"
+            assert await table_names(fresh_database) == set(), "migrated without the lock"
         finally:
             await holder.close()  # releases the lock
 
@@ -98,46 +95,25 @@ class TestConcurrentMigrate:
 
         for returncode, stderr in results:
             assert returncode == 0, stderr
-        assert await tables(fresh_database) == TABLES
+        assert await table_names(fresh_database) == TABLES
         versions = await fetch(fresh_database, "SELECT version_num FROM alembic_version")
         assert len(versions) == 1
 
 
-@pytest.fixture
-def stopped_at_end() -> Iterator[list[Server]]:
-    started: list[Server] = []
-    yield started
-    for server in started:
-        server.stop()
-
-
 class TestServeNoMigrate:
     async def test_serves_without_touching_the_schema(
-        self, fresh_database: str, tmp_path: Path, stopped_at_end: list[Server]
+        self, fresh_database: str, tmp_path: Path, servers: list[Server]
     ) -> None:
-        env = clean_environment(
-            CALLINGBOX_DATABASE_URL=fresh_database,
-            CALLINGBOX_KEY_HASH_SECRET=HASH_SECRET,
-            CALLINGBOX_LOG_LEVEL="warning",
-        )
-        server = start_server(env, tmp_path, options=["--no-migrate"])
-        stopped_at_end.append(server)
+        server = start_server(server_env(fresh_database), tmp_path, options=["--no-migrate"])
+        servers.append(server)
         await asyncio.to_thread(server.wait_ready)
 
-        assert await tables(fresh_database) == set()
+        assert await table_names(fresh_database) == set()
 
     def test_is_refused_on_the_embedded_database(self, tmp_path: Path) -> None:
         data_dir = tmp_path / "data"
-        result = subprocess.run(
-            [sys.executable, "-m", "callingbox_server.cli", "serve", "--no-migrate"],
-            env=clean_environment(CALLINGBOX_DATA_DIR=str(data_dir)),
-            cwd=tmp_path,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=COMMAND_TIMEOUT,
-            check=False,
-        )
+        env = clean_environment(CALLINGBOX_DATA_DIR=str(data_dir))
+        result = run_cli("serve", "--no-migrate", env=env, cwd=tmp_path)
 
         assert result.returncode == 2
         assert "--no-migrate is for an external database" in result.stderr

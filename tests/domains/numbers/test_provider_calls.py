@@ -10,8 +10,6 @@ from fastapi import FastAPI
 from callingbox_server.domains.numbers.providers import OfferedNumber, SandboxProvider
 from tests.fixtures.tenants import Tenant
 
-PHONE_NUMBER = "+19075550177"
-
 
 class RecordingProvider(SandboxProvider):
     """The sandbox, writing down every purchase and release."""
@@ -38,15 +36,16 @@ class TestProviderCalls:
     async def test_a_purchase_buys_from_the_provider_once(
         self, tenant: Tenant, provider: RecordingProvider
     ) -> None:
-        r = await tenant.client.post("/v1/numbers/purchase", json={"phone_number": PHONE_NUMBER})
+        phone_number = tenant.phones.phone(0)
+        r = await tenant.client.post("/v1/numbers/purchase", json={"phone_number": phone_number})
 
         assert r.status_code == 201
-        assert provider.calls == [("purchase", PHONE_NUMBER)]
+        assert provider.calls == [("purchase", phone_number)]
 
     async def test_a_refused_purchase_never_reaches_the_provider(
         self, tenant: Tenant, other_tenant: Tenant, provider: RecordingProvider
     ) -> None:
-        body = {"phone_number": PHONE_NUMBER}
+        body = {"phone_number": tenant.phones.phone(0)}
         assert (await tenant.client.post("/v1/numbers/purchase", json=body)).status_code == 201
         provider.calls.clear()
 
@@ -61,8 +60,9 @@ class TestProviderCalls:
     async def test_a_release_gives_the_number_back_once(
         self, tenant: Tenant, provider: RecordingProvider
     ) -> None:
+        phone_number = tenant.phones.phone(0)
         bought = await tenant.client.post(
-            "/v1/numbers/purchase", json={"phone_number": PHONE_NUMBER}
+            "/v1/numbers/purchase", json={"phone_number": phone_number}
         )
         number_id = bought.json()["id"]
 
@@ -70,4 +70,4 @@ class TestProviderCalls:
         again = await tenant.client.delete(f"/v1/numbers/{number_id}")
 
         assert (first.status_code, again.status_code) == (200, 200)
-        assert provider.calls == [("purchase", PHONE_NUMBER), ("release", PHONE_NUMBER)]
+        assert provider.calls == [("purchase", phone_number), ("release", phone_number)]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-import uuid
 
 import httpx
 import pytest
@@ -12,9 +11,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callingbox_server.domains.keys import repository as keys_repository
-from callingbox_server.domains.keys import service as keys
-from callingbox_server.domains.keys.service import KeyMode
-from tests.fixtures.database import HASH_SECRET
+from tests.fixtures.keys import create_key
+from tests.fixtures.numbers import phone
 from tests.fixtures.tenants import Tenant
 
 REQUEST_ID = "auth-test-request"
@@ -64,25 +62,6 @@ def assert_unauthorized(r: httpx.Response) -> None:
         "code": "unauthorized",
         "request_id": REQUEST_ID,
     }
-
-
-async def create_key(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    *,
-    org_name: str | None = None,
-    mode: KeyMode = "live",
-    expires_in_days: int | None = None,
-) -> keys.CreatedKey:
-    async with sessionmaker() as session:
-        created = await keys.create_key(
-            session,
-            org_name=org_name or f"auth-{uuid.uuid4().hex[:8]}",
-            hash_secret=HASH_SECRET.encode(),
-            mode=mode,
-            expires_in_days=expires_in_days,
-        )
-        await session.commit()
-    return created
 
 
 class TestRejectedCredentials:
@@ -188,13 +167,16 @@ class TestAcceptedCredentials:
         assert r.json() == {"data": [], "has_more": False}
 
     async def test_test_key(
-        self, client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
+        self,
+        client: httpx.AsyncClient,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        area_code: str,
     ) -> None:
         created = await create_key(sessionmaker, mode="test")
         assert created.secret.startswith("sk_test_")
         headers = {"Authorization": f"Bearer {created.secret}"}
         r = await client.post(
-            "/v1/numbers/purchase", json={"phone_number": "+19075550100"}, headers=headers
+            "/v1/numbers/purchase", json={"phone_number": phone(0, area_code)}, headers=headers
         )
         assert r.status_code == 201, r.text
         listed = await client.get("/v1/numbers", headers=headers)
@@ -211,7 +193,9 @@ class TestAcceptedCredentials:
     async def test_every_key_of_an_org_sees_its_objects(
         self, tenant: Tenant, sessionmaker: async_sessionmaker[AsyncSession], app: FastAPI
     ) -> None:
-        r = await tenant.client.post("/v1/numbers/purchase", json={"phone_number": "+19075550100"})
+        r = await tenant.client.post(
+            "/v1/numbers/purchase", json={"phone_number": tenant.phones.phone(0)}
+        )
         assert r.status_code == 201, r.text
         async with sessionmaker() as session:
             org_name = (

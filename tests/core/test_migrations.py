@@ -3,50 +3,36 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 
 import asyncpg
 import pytest
 from alembic import command
-from sqlalchemy import make_url
 
-from callingbox_server.core import migrate, models
-from tests.fixtures.database import admin_execute, asyncpg_dsn
+from callingbox_server.core import migrate
+from tests.fixtures.database import TABLES, asyncpg_dsn, new_database, table_names
 
-# Every table of the models, which the migrations must create (alembic check compares the rest).
-TABLES = set(models.Base.metadata.tables)
+# The migrations must create every table of the models (alembic check compares the rest).
 assert {"orgs", "api_keys", "numbers", "agents", "agent_numbers", "events"} <= TABLES
 
 
 @pytest.fixture
-async def scratch_database(database_url: str) -> AsyncIterator[str]:
-    name = f"callingbox_migrations_{uuid.uuid4().hex[:12]}"
-    await admin_execute(database_url, f'CREATE DATABASE "{name}"')
-    yield make_url(database_url).set(database=name).render_as_string(hide_password=False)
-    await admin_execute(database_url, f'DROP DATABASE "{name}" WITH (FORCE)')
-
-
-async def _tables(url: str) -> set[str]:
-    connection = await asyncpg.connect(asyncpg_dsn(url))
-    try:
-        rows = await connection.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
-    finally:
-        await connection.close()
-    return {row["tablename"] for row in rows} - {"alembic_version"}
+def scratch_database(database_url: str) -> Iterator[str]:
+    with new_database(database_url, "callingbox_migrations", migrated=False) as url:
+        yield url
 
 
 class TestMigrations:
     async def test_upgrade_check_downgrade_upgrade(self, scratch_database: str) -> None:
         config = migrate.alembic_config(scratch_database)
         await asyncio.to_thread(migrate.upgrade, scratch_database)
-        assert await _tables(scratch_database) == TABLES
+        assert await table_names(scratch_database) == TABLES
         # Fails when the models and the migrations have drifted apart.
         await asyncio.to_thread(command.check, config)
         await asyncio.to_thread(migrate.downgrade, scratch_database)
-        assert await _tables(scratch_database) == set()
+        assert await table_names(scratch_database) == set()
         await asyncio.to_thread(migrate.upgrade, scratch_database)
-        assert await _tables(scratch_database) == TABLES
+        assert await table_names(scratch_database) == TABLES
 
 
 async def _execute(url: str, statement: str, *args: object) -> list[asyncpg.Record]:

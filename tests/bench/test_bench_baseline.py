@@ -8,7 +8,6 @@ read from it and from the baseline app, on the same database.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,11 +16,11 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from bench import baseline, baseline_pg
-from callingbox_server.domains.keys import service as keys
 from tests.fixtures.database import HASH_SECRET, asyncpg_dsn
+from tests.fixtures.keys import create_key
+from tests.fixtures.numbers import area_code
 
-# These tests commit, so they buy in an area code no other test uses.
-AREA_CODE = "968"
+pytestmark = pytest.mark.system
 
 TOOLS: list[dict[str, Any]] = [
     {
@@ -50,14 +49,6 @@ TOOLS: list[dict[str, Any]] = [
 ]
 
 
-async def _key(engine: AsyncEngine) -> str:
-    async with async_sessionmaker(engine)() as session, session.begin():
-        created = await keys.create_key(
-            session, org_name=f"bench-{uuid.uuid4().hex}", hash_secret=HASH_SECRET.encode()
-        )
-    return created.secret
-
-
 async def _post(client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> dict[str, Any]:
     response = await client.post(path, json=body)
     assert response.status_code in (200, 201), response.text
@@ -66,7 +57,9 @@ async def _post(client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> d
 
 
 async def _buy(client: httpx.AsyncClient, count: int) -> list[str]:
-    offers = await client.get("/v1/numbers/available", params={"area_code": AREA_CODE, "limit": 50})
+    # These tests commit, so they buy in an area code no other test uses.
+    params = {"area_code": area_code(), "limit": 50}
+    offers = await client.get("/v1/numbers/available", params=params)
     bought: list[str] = []
     for offer in offers.json()["data"]:
         response = await client.post(
@@ -82,7 +75,7 @@ async def _buy(client: httpx.AsyncClient, count: int) -> list[str]:
 @pytest.fixture(scope="module")
 async def objects(live_server: str, engine: AsyncEngine) -> dict[str, Any]:
     """An org with agents of every shape: numbers shared and not, archived, empty."""
-    key = await _key(engine)
+    key = (await create_key(async_sessionmaker(engine))).secret
     headers = {"Authorization": f"Bearer {key}"}
     async with httpx.AsyncClient(base_url=live_server, headers=headers, timeout=30) as client:
         one, two, three = await _buy(client, 3)
@@ -220,7 +213,9 @@ class TestSameChecks:
         objects: dict[str, Any],
         clients: tuple[httpx.AsyncClient, httpx.AsyncClient],
     ) -> None:
-        stranger = {"Authorization": f"Bearer {await _key(engine)}"}
+        stranger = {
+            "Authorization": f"Bearer {(await create_key(async_sessionmaker(engine))).secret}"
+        }
         path = f"/v1/agents/{objects['ids'][0]}"
         ours, theirs = await _both(clients, path, headers=stranger)
         assert ours.status_code == theirs.status_code == 404

@@ -27,9 +27,9 @@ def error_body(r: httpx.Response, code: str, message: str) -> dict[str, str]:
     return {"error": message, "code": code, "request_id": r.headers["x-request-id"]}
 
 
-def padded_purchase(size: int) -> bytes:
+def padded_purchase(size: int, phone_number: str = "+19075550100") -> bytes:
     """A valid purchase body of exactly ``size`` bytes (JSON allows trailing whitespace)."""
-    body = json.dumps({"phone_number": "+19075550100"}).encode()
+    body = json.dumps({"phone_number": phone_number}).encode()
     return body + b" " * (size - len(body))
 
 
@@ -78,7 +78,14 @@ class TestRequestId:
 
     @pytest.mark.parametrize(
         "request_id",
-        ["abc-123", "req_01HZX3K4", str(uuid.uuid4()), "trace:span.1", "x" * 128],
+        # A fixed id for the random UUID: pytest-xdist workers must collect the same names.
+        [
+            "abc-123",
+            "req_01HZX3K4",
+            pytest.param(str(uuid.uuid4()), id="uuid"),
+            "trace:span.1",
+            pytest.param("x" * 128, id="request_id4"),
+        ],
     )
     async def test_well_formed_id_is_echoed(self, tenant: Tenant, request_id: str) -> None:
         r = await tenant.client.get("/v1/agents", headers={"X-Request-Id": request_id})
@@ -249,7 +256,7 @@ class TestRequestBody:
     async def test_json_with_charset_is_accepted(self, tenant: Tenant) -> None:
         r = await tenant.client.post(
             "/v1/numbers/purchase",
-            content=b'{"phone_number": "+19075550100"}',
+            content=json.dumps({"phone_number": tenant.phones.phone(0)}).encode(),
             headers={"Content-Type": "application/json; charset=utf-8"},
         )
         assert r.status_code == 201, r.text
@@ -285,13 +292,13 @@ class TestRequestBody:
     async def test_body_at_the_limit_is_accepted(self, tenant: Tenant) -> None:
         r = await tenant.client.post(
             "/v1/numbers/purchase",
-            content=padded_purchase(MAX_BODY_BYTES),
+            content=padded_purchase(MAX_BODY_BYTES, tenant.phones.phone(0)),
             headers={"Content-Type": "application/json"},
         )
         assert r.status_code == 201, r.text
         streamed = await tenant.client.post(
             "/v1/numbers/purchase",
-            content=chunks(padded_purchase(MAX_BODY_BYTES).replace(b"0100", b"0101")),
+            content=chunks(padded_purchase(MAX_BODY_BYTES, tenant.phones.phone(1))),
             headers={"Content-Type": "application/json"},
         )
         assert streamed.status_code == 201, streamed.text
@@ -302,7 +309,7 @@ class TestResponseShape:
         self, tenant: Tenant, client: httpx.AsyncClient
     ) -> None:
         number = await tenant.client.post(
-            "/v1/numbers/purchase", json={"phone_number": "+19075550100"}
+            "/v1/numbers/purchase", json={"phone_number": tenant.phones.phone(0)}
         )
         expected = [
             (number, 201),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from tests.fixtures import numbers
 from tests.fixtures.tenants import Tenant
 
 Item = dict[str, Any]
@@ -38,8 +40,15 @@ async def _create_agent(client: httpx.AsyncClient) -> Item:
     return body
 
 
+@functools.cache
+def _area_code() -> str:
+    """Where this module buys: each test's purchases are rolled back, so one will do."""
+    return numbers.area_code()
+
+
 async def _purchase_number(client: httpx.AsyncClient) -> Item:
-    offered = await client.get("/v1/numbers/available", params={"area_code": "907", "limit": 1})
+    params = {"area_code": _area_code(), "limit": 1}
+    offered = await client.get("/v1/numbers/available", params=params)
     assert offered.status_code == 200, offered.text
     phone_number = offered.json()["data"][0]["phone_number"]
     r = await client.post("/v1/numbers/purchase", json={"phone_number": phone_number})

@@ -31,7 +31,7 @@ class TestETag:
         self, tenant: Tenant
     ) -> None:
         agent = await create_agent(tenant)
-        number = await buy_number(tenant, 71, "907")
+        number = await buy_number(tenant, 1)
         path = f"/v1/agents/{agent['id']}"
         responses = [
             await tenant.client.post("/v1/agents", json={"name": "A", "type": "outbound"}),
@@ -67,7 +67,7 @@ class TestETag:
         self, tenant: Tenant
     ) -> None:
         """An agent shows its numbers with their agents: that is part of its representation."""
-        number = await buy_number(tenant, 72, "907")
+        number = await buy_number(tenant, 2)
         first = await create_agent(tenant, type="outbound", number_ids=[number["id"]])
         before = await tenant.client.get(f"/v1/agents/{first['id']}")
         await create_agent(tenant, name="Second", type="outbound", number_ids=[number["id"]])
@@ -77,8 +77,8 @@ class TestETag:
 
 class TestIfMatchOnAgents:
     async def _agent_with_number(self, tenant: Tenant) -> tuple[dict[str, Any], dict[str, Any]]:
-        primary = await buy_number(tenant, 73, "907")
-        number = await buy_number(tenant, 77, "907")
+        primary = await buy_number(tenant, 3)
+        number = await buy_number(tenant, 7)
         agent = await create_agent(
             tenant, type="outbound", number_ids=[primary["id"], number["id"]]
         )
@@ -86,7 +86,7 @@ class TestIfMatchOnAgents:
 
     async def _changes(self, tenant: Tenant) -> list[tuple[str, str, dict[str, Any] | None]]:
         agent, number = await self._agent_with_number(tenant)
-        spare = await buy_number(tenant, 74, "907")
+        spare = await buy_number(tenant, 4)
         path = f"/v1/agents/{agent['id']}"
         return [
             ("PATCH", path, {"name": "Renamed"}),
@@ -206,7 +206,7 @@ class TestIfMatchOnNumbers:
     async def test_releasing_with_a_stale_etag_is_412_and_keeps_the_number(
         self, tenant: Tenant
     ) -> None:
-        number = await buy_number(tenant, 75, "907")
+        number = await buy_number(tenant, 5)
         path = f"/v1/numbers/{number['id']}"
         read = await tenant.client.get(path)
         await create_agent(tenant, number_ids=[number["id"]])  # the number now has an agent
@@ -216,7 +216,7 @@ class TestIfMatchOnNumbers:
         assert (await tenant.client.get(path)).json()["status"] == "active"
 
     async def test_releasing_with_the_current_etag_releases(self, tenant: Tenant) -> None:
-        number = await buy_number(tenant, 76, "907")
+        number = await buy_number(tenant, 6)
         path = f"/v1/numbers/{number['id']}"
         read = await tenant.client.get(path)
         r = await tenant.client.delete(path, headers={"If-Match": etag(read)})

@@ -6,7 +6,7 @@ import asyncio
 import os
 import platform
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import version
 from pathlib import Path
@@ -20,8 +20,8 @@ from callingbox_server.api.app import create_app
 from callingbox_server.core import metrics
 from callingbox_server.core.config import Settings
 from tests.fixtures.database import HASH_SECRET
+from tests.fixtures.servers import HTTP_TIMEOUT, Server, server_env, start_server
 from tests.fixtures.tenants import Tenant
-from tests.test_cli import HTTP_TIMEOUT, Server, clean_environment, start_server
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -205,20 +205,7 @@ def start_workers(env: dict[str, str], cwd: Path, name: str) -> Server:
 
 @pytest.fixture
 def workers_env(database_url: str, tmp_path: Path) -> dict[str, str]:
-    return clean_environment(
-        CALLINGBOX_DATABASE_URL=database_url,
-        CALLINGBOX_KEY_HASH_SECRET=HASH_SECRET,
-        CALLINGBOX_LOG_LEVEL="warning",
-        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "prometheus"),
-    )
-
-
-@pytest.fixture
-def stopped_at_end() -> Iterator[list[Server]]:
-    started: list[Server] = []
-    yield started
-    for server in started:
-        server.stop()
+    return server_env(database_url) | {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus")}
 
 
 def get_agents(base_url: str, key: str) -> int:
@@ -236,20 +223,21 @@ def scrape_live(base_url: str) -> Samples:
 REQUESTS = 60
 
 
+@pytest.mark.system
 class TestSeveralWorkers:
     def test_every_scrape_adds_up_every_worker(
         self,
         workers_env: dict[str, str],
         live_key: str,
         tmp_path: Path,
-        stopped_at_end: list[Server],
+        servers: list[Server],
     ) -> None:
         directory = Path(workers_env["PROMETHEUS_MULTIPROC_DIR"])
         directory.mkdir()
         # A file from an earlier run that `serve` must clear: unreadable, it would break scrapes.
         (directory / "counter_999999.db").write_bytes(b"stale")
         server = start_workers(workers_env, tmp_path, "workers")
-        stopped_at_end.append(server)
+        servers.append(server)
         server.wait_ready()
 
         with ThreadPoolExecutor(max_workers=8) as pool:
@@ -270,7 +258,7 @@ class TestSeveralWorkers:
 
         # A restart on the same directory starts counting from zero.
         again = start_workers(workers_env, tmp_path, "again")
-        stopped_at_end.append(again)
+        servers.append(again)
         again.wait_ready()
         assert get_agents(again.base_url, live_key) == 200
         assert requests_total(scrape_live(again.base_url), "GET", "/v1/agents", "200") == 1

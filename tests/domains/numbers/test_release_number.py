@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 
+from tests.fixtures.numbers import phone
 from tests.fixtures.tenants import Tenant
 
 
@@ -27,13 +28,6 @@ async def create_agent(
     return body
 
 
-async def attach(client: httpx.AsyncClient, agent_id: str, number_id: str) -> dict[str, Any]:
-    r = await client.post(f"/v1/agents/{agent_id}/numbers", json={"number_id": number_id})
-    assert r.status_code == 200, r.text
-    body: dict[str, Any] = r.json()
-    return body
-
-
 async def get_json(client: httpx.AsyncClient, path: str) -> dict[str, Any]:
     r = await client.get(path)
     assert r.status_code == 200, r.text
@@ -50,8 +44,8 @@ def not_found(r: httpx.Response, number_id: str) -> dict[str, str]:
 
 
 class TestReleaseNumber:
-    async def test_returns_the_released_number(self, tenant: Tenant) -> None:
-        number = await purchase(tenant.client, "+19075550100")
+    async def test_returns_the_released_number(self, tenant: Tenant, area_code: str) -> None:
+        number = await purchase(tenant.client, phone(0, area_code))
         r = await tenant.client.delete(f"/v1/numbers/{number['id']}")
         assert r.status_code == 200, r.text
         assert r.headers["content-type"] == "application/json; charset=utf-8"
@@ -59,9 +53,9 @@ class TestReleaseNumber:
         got = await get_json(tenant.client, f"/v1/numbers/{number['id']}")
         assert got == r.json()
 
-    async def test_leaves_the_default_list(self, tenant: Tenant) -> None:
-        kept = await purchase(tenant.client, "+19075550100")
-        gone = await purchase(tenant.client, "+19075550101")
+    async def test_leaves_the_default_list(self, tenant: Tenant, area_code: str) -> None:
+        kept = await purchase(tenant.client, phone(0, area_code))
+        gone = await purchase(tenant.client, phone(1, area_code))
         r = await tenant.client.delete(f"/v1/numbers/{gone['id']}")
         assert r.status_code == 200, r.text
         assert await get_json(tenant.client, "/v1/numbers") == {"data": [kept], "has_more": False}
@@ -70,8 +64,10 @@ class TestReleaseNumber:
             "has_more": False,
         }
 
-    async def test_releasing_again_returns_it_unchanged(self, tenant: Tenant) -> None:
-        number = await purchase(tenant.client, "+19075550100")
+    async def test_releasing_again_returns_it_unchanged(
+        self, tenant: Tenant, area_code: str
+    ) -> None:
+        number = await purchase(tenant.client, phone(0, area_code))
         first = await tenant.client.delete(f"/v1/numbers/{number['id']}")
         assert first.status_code == 200, first.text
         second = await tenant.client.delete(f"/v1/numbers/{number['id']}")
@@ -82,78 +78,10 @@ class TestReleaseNumber:
             "has_more": False,
         }
 
-    async def test_detaches_from_every_agent_and_promotes_primaries(self, tenant: Tenant) -> None:
-        released = await purchase(tenant.client, "+19075550100")
-        second = await purchase(tenant.client, "+19075550101")
-        third = await purchase(tenant.client, "+19075550102")
-        # Primary is the released number; the earliest-attached remaining one takes over.
-        inbound = await create_agent(
-            tenant.client, "inbound", [released["id"], third["id"], second["id"]]
-        )
-        # Primary is the released number and it is the only one: primary becomes null.
-        lonely = await create_agent(tenant.client, "outbound", [released["id"]])
-        # Primary is another number: it stays.
-        keeps = await create_agent(
-            tenant.client,
-            "outbound",
-            [third["id"], released["id"]],
-            primary_number_id=third["id"],
-        )
-        # Attached later than created: attach order, not purchase order, picks the heir.
-        late = await create_agent(tenant.client, "outbound", [released["id"]])
-        await attach(tenant.client, late["id"], third["id"])
-        await attach(tenant.client, late["id"], second["id"])
-        assert [a["primary_number_id"] for a in (inbound, lonely, keeps)] == [
-            released["id"],
-            released["id"],
-            third["id"],
-        ]
-
-        r = await tenant.client.delete(f"/v1/numbers/{released['id']}")
-        assert r.status_code == 200, r.text
-        assert r.json() == {**released, "status": "released"}
-
-        third_now = {
-            **third,
-            "inbound_agent_id": inbound["id"],
-            "outbound_agent_ids": [keeps["id"], late["id"]],
-        }
-        second_now = {
-            **second,
-            "inbound_agent_id": inbound["id"],
-            "outbound_agent_ids": [late["id"]],
-        }
-        assert await get_json(tenant.client, f"/v1/numbers/{third['id']}") == third_now
-        assert await get_json(tenant.client, f"/v1/numbers/{second['id']}") == second_now
-
-        expected = {
-            inbound["id"]: (third["id"], [third_now, second_now]),
-            lonely["id"]: (None, []),
-            keeps["id"]: (third["id"], [third_now]),
-            late["id"]: (third["id"], [third_now, second_now]),
-        }
-        for agent_id, (primary, numbers) in expected.items():
-            agent = await get_json(tenant.client, f"/v1/agents/{agent_id}")
-            assert agent["primary_number_id"] == primary, agent_id
-            assert agent["numbers"] == numbers, agent_id
-
-    async def test_agents_show_the_number_detached_in_full(self, tenant: Tenant) -> None:
-        number = await purchase(tenant.client, "+19075550100")
-        other = await purchase(tenant.client, "+19075550101")
-        agent = await create_agent(tenant.client, "inbound", [number["id"], other["id"]])
-        r = await tenant.client.delete(f"/v1/numbers/{number['id']}")
-        assert r.status_code == 200, r.text
-        after = await get_json(tenant.client, f"/v1/agents/{agent['id']}")
-        assert after["updated_at"] > agent["updated_at"]
-        assert after == {
-            **agent,
-            "primary_number_id": other["id"],
-            "updated_at": after["updated_at"],
-            "numbers": [{**other, "inbound_agent_id": agent["id"]}],
-        }
-
-    async def test_released_number_cannot_be_given_to_a_new_agent(self, tenant: Tenant) -> None:
-        number = await purchase(tenant.client, "+19075550100")
+    async def test_released_number_cannot_be_given_to_a_new_agent(
+        self, tenant: Tenant, area_code: str
+    ) -> None:
+        number = await purchase(tenant.client, phone(0, area_code))
         await create_agent(tenant.client, "inbound", [number["id"]])
         await tenant.client.delete(f"/v1/numbers/{number['id']}")
         r = await tenant.client.post(
@@ -162,8 +90,8 @@ class TestReleaseNumber:
         assert r.status_code == 404
         assert r.json() == not_found(r, number["id"])
 
-    async def test_released_number_cannot_be_attached(self, tenant: Tenant) -> None:
-        number = await purchase(tenant.client, "+19075550100")
+    async def test_released_number_cannot_be_attached(self, tenant: Tenant, area_code: str) -> None:
+        number = await purchase(tenant.client, phone(0, area_code))
         agent = await create_agent(tenant.client, "outbound", [])
         await tenant.client.delete(f"/v1/numbers/{number['id']}")
         r = await tenant.client.post(
@@ -172,10 +100,12 @@ class TestReleaseNumber:
         assert r.status_code == 404
         assert r.json() == not_found(r, number["id"])
 
-    async def test_can_be_bought_again_as_a_new_number(self, tenant: Tenant) -> None:
-        number = await purchase(tenant.client, "+19075550100")
+    async def test_can_be_bought_again_as_a_new_number(
+        self, tenant: Tenant, area_code: str
+    ) -> None:
+        number = await purchase(tenant.client, phone(0, area_code))
         released = await tenant.client.delete(f"/v1/numbers/{number['id']}")
-        again = await purchase(tenant.client, "+19075550100")
+        again = await purchase(tenant.client, phone(0, area_code))
         assert again["id"] != number["id"]
         assert again["purchased_at"] > number["purchased_at"]
         assert again == {
@@ -192,16 +122,18 @@ class TestReleaseNumber:
             "has_more": False,
         }
 
-    async def test_can_be_bought_by_another_org(self, tenant: Tenant, other_tenant: Tenant) -> None:
-        number = await purchase(tenant.client, "+19075550100")
+    async def test_can_be_bought_by_another_org(
+        self, tenant: Tenant, other_tenant: Tenant, area_code: str
+    ) -> None:
+        number = await purchase(tenant.client, phone(0, area_code))
         r = await other_tenant.client.post(
-            "/v1/numbers/purchase", json={"phone_number": "+19075550100"}
+            "/v1/numbers/purchase", json={"phone_number": phone(0, area_code)}
         )
         assert r.status_code == 409, r.text
         released = await tenant.client.delete(f"/v1/numbers/{number['id']}")
         assert released.status_code == 200, released.text
 
-        theirs = await purchase(other_tenant.client, "+19075550100")
+        theirs = await purchase(other_tenant.client, phone(0, area_code))
         assert theirs["id"] != number["id"]
         assert theirs == {**number, "id": theirs["id"], "purchased_at": theirs["purchased_at"]}
         # The old record stays the first org's, released; the new one is invisible to it.
@@ -213,29 +145,31 @@ class TestReleaseNumber:
         assert r.status_code == 404
         assert r.json() == not_found(r, number["id"])
         # Buying it back is refused while the other org holds it.
-        r = await tenant.client.post("/v1/numbers/purchase", json={"phone_number": "+19075550100"})
+        r = await tenant.client.post(
+            "/v1/numbers/purchase", json={"phone_number": phone(0, area_code)}
+        )
         assert r.status_code == 409
         assert r.json() == {
-            "error": "phone number +19075550100 is not available",
+            "error": f"phone number {phone(0, area_code)} is not available",
             "code": "number_unavailable",
             "request_id": r.headers["x-request-id"],
         }
 
     async def test_releasing_again_after_repurchase_keeps_the_old_record(
-        self, tenant: Tenant, other_tenant: Tenant
+        self, tenant: Tenant, other_tenant: Tenant, area_code: str
     ) -> None:
-        number = await purchase(tenant.client, "+19075550100")
+        number = await purchase(tenant.client, phone(0, area_code))
         first = await tenant.client.delete(f"/v1/numbers/{number['id']}")
-        theirs = await purchase(other_tenant.client, "+19075550100")
+        theirs = await purchase(other_tenant.client, phone(0, area_code))
         again = await tenant.client.delete(f"/v1/numbers/{number['id']}")
         assert again.status_code == 200, again.text
         assert again.json() == first.json()
         assert await get_json(other_tenant.client, f"/v1/numbers/{theirs['id']}") == theirs
 
     async def test_another_orgs_number_is_not_found(
-        self, tenant: Tenant, other_tenant: Tenant
+        self, tenant: Tenant, other_tenant: Tenant, area_code: str
     ) -> None:
-        theirs = await purchase(other_tenant.client, "+19075550100")
+        theirs = await purchase(other_tenant.client, phone(0, area_code))
         agent = await create_agent(other_tenant.client, "inbound", [theirs["id"]])
         r = await tenant.client.delete(f"/v1/numbers/{theirs['id']}")
         assert r.status_code == 404

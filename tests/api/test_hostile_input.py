@@ -18,9 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from callingbox_server.core.text import MULTI_LINE_PATTERN, NOT_BLANK_PATTERN, SINGLE_LINE_PATTERN
 from callingbox_server.domains.keys import repository as keys_repository
-from callingbox_server.domains.keys import service as keys
-from tests.fixtures.database import HASH_SECRET
 from tests.fixtures.factories import BUILTIN_TOOL, http_tool
+from tests.fixtures.keys import create_key
 from tests.fixtures.servers import running_server
 from tests.fixtures.tenants import Tenant
 
@@ -345,13 +344,9 @@ async def _requests_carrying(
 async def _committed_key(
     engine: AsyncEngine, *, revoked: bool = False, expired: bool = False
 ) -> str:
-    async with async_sessionmaker(engine)() as session, session.begin():
-        created = await keys.create_key(
-            session,
-            org_name=f"hostile-{uuid.uuid4().hex}",
-            hash_secret=HASH_SECRET.encode(),
-            expires_in_days=1 if expired else None,
-        )
+    sessionmaker = async_sessionmaker(engine)
+    created = await create_key(sessionmaker, expires_in_days=1 if expired else None)
+    async with sessionmaker() as session, session.begin():
         if revoked:
             await keys_repository.revoke_key(session, created.id)
         if expired:
@@ -385,6 +380,7 @@ class TestKeysNeverLogged:
         assert tenant.key not in server_side
         assert other not in server_side
 
+    @pytest.mark.system
     async def test_in_a_server_process_at_debug_level(
         self, database_url: str, engine: AsyncEngine
     ) -> None:
@@ -423,6 +419,7 @@ class TestKeysNeverLogged:
         assert len({_without_request_id(r) for r in refusals}) == 1
 
 
+@pytest.mark.system
 class TestRawControlBytes:
     """Unencoded control bytes in the request line or a header never reach the app: the HTTP
     parser (httptools, under uvicorn) answers 400 itself, in plain text, and closes."""

@@ -12,25 +12,24 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
-from callingbox_server.domains.keys import service as keys
-from tests.fixtures.database import HASH_SECRET
+from tests.fixtures.keys import create_key
+from tests.fixtures.numbers import area_code
 
 ROUNDS = 50
 CONTENDERS = 8
-# These tests commit, so each buys in an area code of its own that no other test uses (the
-# sandbox offers 100 numbers per area code).
-ATTACH_AREA_CODE = "989"
-PURCHASE_AREA_CODE = "978"
-STORM_AREA_CODE = "979"
-IDEMPOTENT_AREA_CODE = "563"
+
+pytestmark = pytest.mark.system
+
+
+@pytest.fixture(scope="class")
+def rounds_area_code() -> str:
+    """Where a class's rounds buy: they commit, so in an area code no other test uses (the
+    sandbox offers 100 numbers per area code, each round buys one or two)."""
+    return area_code()
 
 
 async def _new_key(engine: AsyncEngine) -> str:
-    async with async_sessionmaker(engine)() as session, session.begin():
-        created = await keys.create_key(
-            session, org_name=f"race-{uuid.uuid4().hex}", hash_secret=HASH_SECRET.encode()
-        )
-    return created.secret
+    return (await create_key(async_sessionmaker(engine))).secret
 
 
 def _offers(area_code: str) -> dict[str, str | int]:
@@ -62,10 +61,10 @@ async def _buy_some_number(client: httpx.AsyncClient, area_code: str) -> dict[st
 class TestAttachRace:
     @pytest.mark.parametrize("round_", range(ROUNDS))
     async def test_one_inbound_agent_wins(
-        self, live_server: str, engine: AsyncEngine, round_: int
+        self, live_server: str, engine: AsyncEngine, rounds_area_code: str, round_: int
     ) -> None:
         async with _client(live_server, await _new_key(engine)) as client:
-            number = await _buy_some_number(client, ATTACH_AREA_CODE)
+            number = await _buy_some_number(client, rounds_area_code)
             agents = [
                 (
                     await client.post("/v1/agents", json={"name": f"in {i}", "type": "inbound"})
@@ -94,12 +93,12 @@ class TestAttachRace:
 class TestPurchaseRace:
     @pytest.mark.parametrize("round_", range(ROUNDS))
     async def test_one_purchase_wins_across_orgs(
-        self, live_server: str, engine: AsyncEngine, round_: int
+        self, live_server: str, engine: AsyncEngine, rounds_area_code: str, round_: int
     ) -> None:
         first, second = await _new_key(engine), await _new_key(engine)
         async with _client(live_server, first) as one, _client(live_server, second) as two:
             offers = (
-                await one.get("/v1/numbers/available", params=_offers(PURCHASE_AREA_CODE))
+                await one.get("/v1/numbers/available", params=_offers(rounds_area_code))
             ).json()["data"]
             phone_number = random.choice(offers)["phone_number"]
             body = {"phone_number": phone_number}
@@ -124,14 +123,14 @@ class TestPurchaseRace:
 
 class TestBindingStorm:
     async def test_mixed_operations_keep_every_invariant(
-        self, live_server: str, engine: AsyncEngine
+        self, live_server: str, engine: AsyncEngine, rounds_area_code: str
     ) -> None:
         """Attach, detach, set-primary, archive and release at once: no 5xx, no deadlock, and
         afterwards every number answers for at most one inbound agent and every primary is
         attached."""
         rng = random.Random(1234)
         async with _client(live_server, await _new_key(engine)) as client:
-            numbers = [await _buy_some_number(client, STORM_AREA_CODE) for _ in range(3)]
+            numbers = [await _buy_some_number(client, rounds_area_code) for _ in range(3)]
             agents = [
                 (
                     await client.post(
@@ -234,10 +233,10 @@ class TestIdempotentRetries:
 
     @pytest.mark.parametrize("round_", range(5))
     async def test_purchase_happens_once(
-        self, live_server: str, engine: AsyncEngine, round_: int
+        self, live_server: str, engine: AsyncEngine, rounds_area_code: str, round_: int
     ) -> None:
         async with _client(live_server, await _new_key(engine)) as client:
-            params = _offers(IDEMPOTENT_AREA_CODE)
+            params = _offers(rounds_area_code)
             offers = (await client.get("/v1/numbers/available", params=params)).json()["data"]
             phone_number, another = (offer["phone_number"] for offer in random.sample(offers, 2))
             await self._storm(

@@ -20,27 +20,13 @@ from fastapi import FastAPI
 from callingbox_server.api.app import create_app
 from callingbox_server.core.config import Settings
 from callingbox_server.core.logs import configure_logging
-from tests.fixtures.database import HASH_SECRET
-from tests.test_cli import HTTP_TIMEOUT, Server, clean_environment, start_server
+from tests.fixtures.servers import HTTP_TIMEOUT, Server, server_env, start_server
 
 ROUTE_FIELDS = {"method", "route", "status", "duration_ms", "request_id", "org_id"}
 
 
 def served_env(database_url: str, log_format: str) -> dict[str, str]:
-    return clean_environment(
-        CALLINGBOX_DATABASE_URL=database_url,
-        CALLINGBOX_KEY_HASH_SECRET=HASH_SECRET,
-        CALLINGBOX_LOG_LEVEL="info",
-        CALLINGBOX_LOG_FORMAT=log_format,
-    )
-
-
-@pytest.fixture
-def started_servers(tmp_path: Path) -> Iterator[list[Server]]:
-    started: list[Server] = []
-    yield started
-    for server in started:
-        server.stop()
+    return server_env(database_url, log_level="info", log_format=log_format)
 
 
 def run_requests(server: Server, key: str, marker: str) -> dict[str, httpx.Response]:
@@ -62,12 +48,13 @@ def stopped_output(server: Server) -> str:
     return server.stderr_path.read_text()
 
 
+@pytest.mark.system
 class TestJsonRequestLines:
     def test_one_line_per_request_with_every_field(
-        self, database_url: str, live_key: str, tmp_path: Path, started_servers: list[Server]
+        self, database_url: str, live_key: str, tmp_path: Path, servers: list[Server]
     ) -> None:
         server = start_server(served_env(database_url, "json"), tmp_path)
-        started_servers.append(server)
+        servers.append(server)
         server.wait_ready()
         marker = f"body-marker-{uuid.uuid4().hex}"
         responses = run_requests(server, live_key, marker)
@@ -104,12 +91,13 @@ class TestJsonRequestLines:
         assert "HTTP/1.1" not in output
 
 
+@pytest.mark.system
 class TestTextRequestLines:
     def test_a_readable_line_with_every_field(
-        self, database_url: str, live_key: str, tmp_path: Path, started_servers: list[Server]
+        self, database_url: str, live_key: str, tmp_path: Path, servers: list[Server]
     ) -> None:
         server = start_server(served_env(database_url, "text"), tmp_path)
-        started_servers.append(server)
+        servers.append(server)
         server.wait_ready()
         marker = f"body-marker-{uuid.uuid4().hex}"
         responses = run_requests(server, live_key, marker)
