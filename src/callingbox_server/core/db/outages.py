@@ -47,6 +47,11 @@ _NETWORK_ERRNOS = frozenset(
 OUTAGE_MEMORY_SECONDS = 5.0
 _last_failure = -OUTAGE_MEMORY_SECONDS  # time.monotonic() of this process's last connection failure
 _last_checkin = 0.0  # ... and of the last connection given back to a pool
+_checkins = 0  # connections given back to a pool of this process, ever
+# Connections given back while a checkout waited, below which the wait counts as stalled: a
+# pool's worth (at least 2). Those in flight when every statement hung may still come back as
+# the wait begins; a busy pool gives back far more in a pool timeout.
+_stalled_below = 2
 # Half the pool timeout: no connection back in the second half of a wait (one given back as the
 # wait began, just before every statement hung, must not make the pool look busy).
 _stall_seconds = 0.25
@@ -55,6 +60,11 @@ _stall_seconds = 0.25
 def _note_failure() -> None:
     global _last_failure
     _last_failure = time.monotonic()
+
+
+def checkins() -> int:
+    """How many connections this process's pools have been given back, ever."""
+    return _checkins
 
 
 def last_failure() -> float:
@@ -91,14 +101,17 @@ def is_connection_failure(error: BaseException) -> bool:
 
 
 def discard_broken_connections(engine: AsyncEngine, pool_timeout: float) -> None:
-    global _stall_seconds
+    global _stall_seconds, _stalled_below
     _stall_seconds = pool_timeout / 2
+    pool_size = getattr(engine.sync_engine.pool, "size", lambda: 1)()
+    _stalled_below = max(2, pool_size)
     sync_engine = engine.sync_engine
 
     @event.listens_for(sync_engine.pool, "checkin")
     def note_progress(_dbapi_connection: Any, _record: Any) -> None:
-        global _last_checkin
+        global _last_checkin, _checkins
         _last_checkin = time.monotonic()
+        _checkins += 1
 
     @event.listens_for(sync_engine, "do_connect")
     def connect(dialect: Any, _record: Any, cargs: list[Any], cparams: dict[str, Any]) -> Any:
@@ -136,7 +149,13 @@ def outage_of(error: BaseException) -> Literal["unavailable", "overloaded"] | No
     if isinstance(error, exc.TimeoutError):  # no pool slot came free in time
         now = time.monotonic()
         failed = now - _last_failure < OUTAGE_MEMORY_SECONDS
-        stalled = now - _last_checkin >= _stall_seconds
+        # Counted by the pool for the wait that timed out (metrics.ObservedPool): a count, not
+        # a clock, so a process too busy to run its callbacks for a while is not a stall.
+        returned = getattr(error, "returned_while_waiting", None)
+        if returned is not None:
+            stalled = returned < _stalled_below
+        else:
+            stalled = now - _last_checkin >= _stall_seconds
         return "unavailable" if failed or stalled else "overloaded"
     if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
         return "unavailable"
