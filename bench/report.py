@@ -5,6 +5,8 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+from bench import edge
+
 MIB = 2**20
 
 # The targets of issue 10, on a 2-core machine running server, database and load generator; the
@@ -127,6 +129,8 @@ def failures(results: dict[str, Any]) -> list[str]:
     memory = results.get("memory")
     if memory and memory["errors"]:
         found.append(f"{memory['workers']} worker(s), memory: {memory['errors']} errors")
+    if "edge" in results:
+        found += edge.failures(results["edge"])
     return found
 
 
@@ -216,6 +220,8 @@ def markdown(results: dict[str, Any]) -> str:
             met = "yes" if target["met"] else "NO"
             lines.append(f"| {target['target']} | {shown} | {target['goal']} | {met} |")
         lines.append("")
+    if "edge" in results:
+        lines += [*edge.markdown(results["edge"]), ""]
     return "\n".join(lines)
 
 

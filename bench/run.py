@@ -32,7 +32,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy import make_url
 
-from bench import report
+from bench import edge, report
 from bench.seed import Dataset, asyncpg_dsn, seed
 from bench.servers import ROOT, RssSampler, Server, start_baseline, start_ours
 from callingbox_server.core import migrate
@@ -67,6 +67,9 @@ SCENARIOS = (
 )
 
 
+QUERY_FLOOD = "query_flood"  # bench/edge.py: one request of 10,000 query parameters
+
+
 @dataclass
 class Options:
     agents: int
@@ -93,13 +96,14 @@ def parse_args(argv: list[str] | None = None) -> Options:
         help="request counts at which RSS is read (default 50000,250000; 'none' skips it)",
     )
     parser.add_argument(
-        "--scenarios", help=f"comma-separated subset of {', '.join(s.name for s in SCENARIOS)}"
+        "--scenarios",
+        help=f"comma-separated subset of {', '.join(s.name for s in SCENARIOS)}, {QUERY_FLOOD}",
     )
     parser.add_argument("--smoke", action="store_true", help="tiny N, seconds per scenario")
     parser.add_argument("--output", type=Path, default=Path(__file__).with_name("out"))
     args = parser.parse_args(argv)
     smoke = bool(args.smoke)
-    known = [s.name for s in SCENARIOS]
+    known = [s.name for s in SCENARIOS] + [QUERY_FLOOD]
     chosen = args.scenarios.split(",") if args.scenarios else known
     if unknown := set(chosen) - set(known):
         parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
@@ -422,6 +426,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     if options.memory_marks:
         results["memory"] = memory_growth(options, wrk_path, url, secret, data["mixed"])
+    if QUERY_FLOOD in options.scenarios:
+        results["edge"] = edge.measure(url, secret, dataset.orgs[0].key, options.smoke)
     results["load_average_after"] = list(os.getloadavg())
     summary = report.summarize(results)
     results["summary"] = summary

@@ -101,10 +101,15 @@ def _wait_ready(server: Server, path: str, headers: dict[str, str]) -> None:
 
 
 def start_ours(
-    database_url: str, hash_secret: bytes, workers: int, log_level: str | None = None
+    database_url: str,
+    hash_secret: bytes,
+    workers: int,
+    log_level: str | None = None,
+    settings: dict[str, str] | None = None,
 ) -> Server:
     """``callingbox-server serve`` as ``make run`` starts it (its default log level, an access
-    line per request, metrics on), or at ``log_level``; its output goes nowhere."""
+    line per request, metrics on), or at ``log_level``, with ``settings`` (more ``CALLINGBOX_``
+    variables); its output goes nowhere."""
     port = free_port()
     env = {
         **os.environ,
@@ -115,6 +120,7 @@ def start_ours(
         env.pop(name, None)
     if log_level is not None:
         env["CALLINGBOX_LOG_LEVEL"] = log_level
+    env |= settings or {}
     command = [
         str(Path(sys.executable).with_name("callingbox-server")),
         "serve",

@@ -100,7 +100,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         port=args.port,
         workers=args.workers,
         loop="uvloop" if sys.platform != "win32" else "asyncio",
-        http="httptools",
+        # httptools, with bounds on the request head and its errors as JSON (api.http_protocol).
+        http="callingbox_server.api.http_protocol:BoundedHttpToolsProtocol",
         log_level=settings.log_level,
         # Logging is ours (callingbox_server.core.logs): one line per request, in the chosen format.
         log_config=None,

@@ -170,17 +170,17 @@ class TestMethodNotAllowed:
     @pytest.mark.parametrize(
         ("method", "path", "allow"),
         [
-            ("PUT", "/v1/agents", "GET, POST"),
-            ("DELETE", "/v1/agents", "GET, POST"),
-            ("PUT", "/v1/agents/{id}", "GET, PATCH, DELETE"),
+            ("PUT", "/v1/agents", "GET, HEAD, POST"),
+            ("DELETE", "/v1/agents", "GET, HEAD, POST"),
+            ("PUT", "/v1/agents/{id}", "GET, HEAD, PATCH, DELETE"),
             ("GET", "/v1/agents/{id}/numbers", "POST"),
             ("PATCH", "/v1/agents/{id}/numbers/{id}", "DELETE"),
             ("POST", "/v1/agents/{id}/primary-number", "PUT"),
-            ("POST", "/v1/numbers", "GET"),
-            ("PATCH", "/v1/numbers/{id}", "GET, DELETE"),
+            ("POST", "/v1/numbers", "GET, HEAD"),
+            ("PATCH", "/v1/numbers/{id}", "GET, HEAD, DELETE"),
             # Literal paths are not read as ids: only their own methods are listed.
-            ("POST", "/v1/numbers/available", "GET"),
-            ("OPTIONS", "/v1/numbers/available", "GET"),
+            ("POST", "/v1/numbers/available", "GET, HEAD"),
+            ("OPTIONS", "/v1/numbers/available", "GET, HEAD"),
             ("GET", "/v1/numbers/purchase", "POST"),
         ],
     )
@@ -199,7 +199,7 @@ class TestMethodNotAllowed:
     async def test_without_credentials_too(self, client: httpx.AsyncClient) -> None:
         r = await client.put("/v1/agents")
         assert r.status_code == 405
-        assert r.headers["allow"] == "GET, POST"
+        assert r.headers["allow"] == "GET, HEAD, POST"
         assert r.json() == error_body(
             r, "method_not_allowed", "method PUT not allowed on /v1/agents"
         )

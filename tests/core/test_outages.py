@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from callingbox_server.api.middleware import is_database_unavailable
 from callingbox_server.core.config import Settings
+from callingbox_server.core.db import outages
 from callingbox_server.core.db.engine import create_engine
 from callingbox_server.core.db.outages import DatabaseUnreachable
 from tests.fixtures.database import asyncpg_dsn
@@ -107,9 +108,33 @@ class TestIsDatabaseUnavailable:
     def test_other_errors_are_not(self, error: Exception) -> None:
         assert not is_database_unavailable(error)
 
-    def test_no_pool_slot_in_time_is(self) -> None:
+    def test_no_pool_slot_in_time_just_after_a_connection_failed_is(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(outages, "_last_failure", time.monotonic() - 1)
         error = sqlalchemy.exc.TimeoutError("QueuePool limit of size 10 overflow 5 reached")
         assert is_database_unavailable(error)
+        assert outages.outage_of(error) == "unavailable"
+
+    def test_no_pool_slot_in_time_while_the_database_answers_is_overloaded(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        stale = time.monotonic() - outages.OUTAGE_MEMORY_SECONDS - 1
+        monkeypatch.setattr(outages, "_last_failure", stale)
+        monkeypatch.setattr(outages, "_last_checkin", time.monotonic())  # connections come back
+        error = sqlalchemy.exc.TimeoutError("QueuePool limit of size 10 overflow 5 reached")
+        assert not is_database_unavailable(error)
+        assert outages.outage_of(error) == "overloaded"
+
+    def test_no_pool_slot_while_no_connection_came_back_is_unavailable(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Every statement hangs (a frozen server) before any of them has failed.
+        stale = time.monotonic() - outages.OUTAGE_MEMORY_SECONDS - 1
+        monkeypatch.setattr(outages, "_last_failure", stale)
+        monkeypatch.setattr(outages, "_last_checkin", time.monotonic() - 1)
+        error = sqlalchemy.exc.TimeoutError("QueuePool limit of size 10 overflow 5 reached")
+        assert outages.outage_of(error) == "unavailable"
 
     def test_an_invalidated_connection_is(self) -> None:
         error = sqlalchemy.exc.DBAPIError(

@@ -20,6 +20,7 @@ from callingbox_server.api.exception_handlers import install_error_handlers
 from callingbox_server.api.middleware import RequestContextMiddleware
 from callingbox_server.core.config import Settings, get_settings
 from callingbox_server.core.db.engine import create_engine, create_sessionmaker
+from callingbox_server.core.fair_share import FairShare
 from callingbox_server.core.logs import configure_logging, install_log_redaction
 from callingbox_server.core.metrics import Metrics
 from callingbox_server.core.runtime import resolve_runtime
@@ -77,9 +78,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.key_hash_secret = runtime.key_hash_secret
     app.state.numbers_provider = create_provider(settings.numbers_provider)
     install_log_redaction()
+    app.state.fair_share = FairShare(
+        settings.org_concurrency, settings.org_rate_limit, settings.org_queue_timeout
+    )
     install_error_handlers(app)
     app.add_middleware(
-        RequestContextMiddleware, max_body_bytes=settings.max_body_bytes, metrics=metrics
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        max_query_parameters=settings.max_query_parameters,
+        fair_share=app.state.fair_share,
+        metrics=metrics,
     )
     app.include_router(agents_router)
     app.include_router(numbers_router)

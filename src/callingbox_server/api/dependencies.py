@@ -11,6 +11,7 @@ from fastapi import Depends, Header, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callingbox_server.api.openapi import optional_header
@@ -65,6 +66,10 @@ async def authenticate(
         raise Unauthorized()
     key_id, org_id, mode = found
     request.state.org_id = org_id  # for the request's log line
+    # The org's share of requests at once; waiting for it gives the connection back first,
+    # and the middleware hands the slot on when the response has gone out.
+    await request.app.state.fair_share.acquire(org_id, session.commit)
+    request.state.fair_share_org = org_id
     return Principal(key_id=key_id, org_id=org_id, mode=mode)
 
 
@@ -111,10 +116,11 @@ async def check_query_parameters(request: Request) -> None:
 
 def _reject_repeated_query_parameters(request: Request) -> None:
     """``?limit=1&limit=2`` is ambiguous: say so rather than silently pick one."""
-    names = [name for name, _ in request.query_params.multi_items()]
-    repeated = next((name for name in names if names.count(name) > 1), None)
-    if repeated is not None:
-        raise InvalidRequest(f"query parameter {repeated} is given more than once")
+    seen: set[str] = set()
+    for name, _ in request.query_params.multi_items():
+        if name in seen:
+            raise InvalidRequest(f"query parameter {name} is given more than once")
+        seen.add(name)
 
 
 async def require_json(request: Request) -> None:
@@ -123,19 +129,33 @@ async def require_json(request: Request) -> None:
         raise UnsupportedMediaType("request body must be sent as Content-Type: application/json")
 
 
-def _declares_query_parameters(dependant: Dependant) -> bool:
-    return bool(dependant.query_params) or any(
-        _declares_query_parameters(sub) for sub in dependant.dependencies
-    )
+def _query_names(dependant: Dependant) -> frozenset[str]:
+    """The query parameters a route reads: its own, and the fields of its query models."""
+    names: set[str] = set()
+    for param in dependant.query_params:
+        model = param.field_info.annotation
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            names.update(field.alias or name for name, field in model.model_fields.items())
+        else:
+            names.add(param.alias)
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return frozenset(names)
+
+
+_KNOWN = "callingbox_query_names"  # kept on the route, computed on its first request
 
 
 def _reject_unknown_query_parameters(request: Request) -> None:
-    """Routes with a query model forbid unknown fields themselves; the others take none at all."""
+    """Unknown names are 400 here, one look-up each: a query model would report every one
+    of 10,000 unknown names as its own validation error."""
     route = request.scope.get("route")
-    if (
-        request.query_params
-        and isinstance(route, APIRoute)
-        and not _declares_query_parameters(route.dependant)
-    ):
-        name = next(iter(request.query_params))
-        raise InvalidRequest(f"unknown query parameter: {name}")
+    if not isinstance(route, APIRoute):
+        return
+    known: frozenset[str] | None = getattr(route, _KNOWN, None)
+    if known is None:
+        known = _query_names(route.dependant)
+        setattr(route, _KNOWN, known)
+    for name in request.query_params:
+        if name not in known:
+            raise InvalidRequest(f"unknown query parameter: {name}")

@@ -205,7 +205,7 @@ def _allowed_methods(request: Request) -> list[str]:
     routes = request.app.router.routes
 
     def served(method: str) -> bool:
-        scope = {**request.scope, "method": method}
+        scope = {**request.scope, "method": "GET" if method == "HEAD" else method}
         return any(route.matches(scope)[0] is Match.FULL for route in routes)
 
     return [method for method in _METHODS if served(method)]
@@ -233,7 +233,14 @@ def install_error_handlers(app: FastAPI) -> None:
         elif exc.status_code == 413:
             error = PayloadTooLarge("request body is too large")
         elif exc.status_code == 400:
-            error = InvalidRequest("request body could not be read")
+            # FastAPI wraps what reading the body raised (our own checks among it) in a 400.
+            cause = exc.__cause__
+            if isinstance(cause, ApiError):
+                error = cause
+            elif isinstance(cause, UnicodeDecodeError):
+                error = InvalidRequest("request body must be JSON encoded as UTF-8")
+            else:
+                error = InvalidRequest("request body could not be read")
         else:
             logger.error("unexpected HTTP exception %s: %s", exc.status_code, exc.detail)
             error = ApiError("internal error")

@@ -20,7 +20,34 @@ _DESCRIPTIONS = {
     413: "The request body is larger than the configured limit.",
     415: "The request body is not application/json.",
     422: "The Idempotency-Key was already used with a different request.",
-    503: "The database is unavailable; retry after the Retry-After delay.",
+    429: "The organization is over its request rate or its requests at once; retry after the"
+    " Retry-After delay.",
+    503: "The database is unavailable, or every database connection is busy (overloaded);"
+    " retry after the Retry-After delay.",
+}
+
+_RETRY_AFTER = {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}
+# Headers each error status carries.
+_HEADERS: dict[int, dict[str, Any]] = {
+    401: {
+        "WWW-Authenticate": {
+            "description": "The scheme to authenticate with: always `Bearer`.",
+            "schema": {"type": "string", "examples": ["Bearer"]},
+        }
+    },
+    429: {
+        "Retry-After": _RETRY_AFTER,
+        "RateLimit-Policy": {
+            "description": "The organization's limits (draft-ietf-httpapi-ratelimit-headers),"
+            ' e.g. `"requests";q=3000;w=1, "concurrency";q=5;qu="concurrent-requests"`.',
+            "schema": {"type": "string"},
+        },
+        "RateLimit": {
+            "description": 'The limit that ran out, e.g. `"requests";r=0;t=1`.',
+            "schema": {"type": "string"},
+        },
+    },
+    503: {"Retry-After": _RETRY_AFTER},
 }
 
 
@@ -44,7 +71,16 @@ _EXAMPLES: dict[int, list[tuple[str, str]]] = {
     415: [
         ("unsupported_media_type", "request body must be sent as Content-Type: application/json")
     ],
-    503: [("unavailable", "the database is unavailable, retry")],
+    429: [
+        (
+            "rate_limited",
+            "too many requests for this organization: at most 3000 a second; retry after 1 second",
+        )
+    ],
+    503: [
+        ("unavailable", "the database is unavailable, retry"),
+        ("overloaded", "the server is busy: every database connection stayed in use, retry"),
+    ],
 }
 
 
@@ -70,13 +106,14 @@ def _api_errors() -> list[type[ApiError]]:
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for the errors a route can answer with (401 and 503 on every one)."""
-    every = sorted({401, 503, *statuses})
+    """OpenAPI entries for the errors a route can answer with (401, 429 and 503 on every one)."""
+    every = sorted({401, 429, 503, *statuses})
     return {
         s: {
             "model": ErrorBody,
             "description": _DESCRIPTIONS[s],
             "content": {"application/json": {"examples": _examples(s)}},
+            **({"headers": _HEADERS[s]} if s in _HEADERS else {}),
         }
         for s in every
     }

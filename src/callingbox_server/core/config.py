@@ -52,6 +52,20 @@ class Settings(BaseSettings):
     db_command_timeout: float = Field(default=1.25, gt=0)
     # On SIGTERM, requests in progress get this long to finish before they are cancelled.
     shutdown_timeout: int = Field(default=8, ge=1, le=3600)
+    # Bounds on the request head, checked by serve's HTTP protocol before the app sees anything:
+    # the request target (414), the header fields' bytes and count (431), and how long the
+    # whole head may take to arrive (408, then the connection is closed).
+    max_url_bytes: int = Field(default=8192, ge=256, le=1_048_576)
+    max_header_bytes: int = Field(default=32_768, ge=1024, le=1_048_576)
+    max_header_count: int = Field(default=100, ge=8, le=10_000)
+    header_timeout: float = Field(default=10.0, gt=0, le=3600)
+    max_query_parameters: int = Field(default=100, ge=1, le=100_000)
+    # Fair sharing between orgs, per server process: requests per second (0: unlimited), and
+    # requests at once (unset: half the pool), beyond which an org's requests wait for one of
+    # its own to finish, at most org_queue_timeout seconds (then 429).
+    org_rate_limit: int = Field(default=3000, ge=0)
+    org_max_concurrent_requests: int | None = Field(default=None, ge=1, le=200)
+    org_queue_timeout: float = Field(default=5.0, gt=0, le=300)
     serve_runs_worker: bool = Field(
         default=True,
         description="Run the background worker inside serve; false when workers run apart.",
@@ -72,6 +86,13 @@ class Settings(BaseSettings):
     @property
     def embedded(self) -> bool:
         return self.database_url is None
+
+    @property
+    def org_concurrency(self) -> int:
+        """Requests of one org at once: as set, else half the pool (so others always find room)."""
+        if self.org_max_concurrent_requests is not None:
+            return self.org_max_concurrent_requests
+        return max(1, self.db_pool_size // 2)
 
 
 def to_asyncpg_url(url: str) -> str:

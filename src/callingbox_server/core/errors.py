@@ -13,7 +13,9 @@ Nothing here imports HTTP machinery, so a worker can raise and catch them withou
     ├── PayloadTooLarge (413 payload_too_large)
     ├── UnsupportedMediaType (415 unsupported_media_type)
     ├── IdempotencyKeyReused (422 idempotency_key_reused)
-    └── ServiceUnavailable (503 unavailable)
+    ├── RateLimited (429 rate_limited)
+    ├── ServiceUnavailable (503 unavailable)
+    └── Overloaded (503 overloaded)
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ class Unauthorized(ApiError):
     code = "unauthorized"
 
     def __init__(self) -> None:
-        super().__init__("invalid or missing API key")
+        # RFC 9110 11.6.1: a 401 names the scheme that would be accepted.
+        super().__init__("invalid or missing API key", headers={"WWW-Authenticate": "Bearer"})
 
 
 class NotFound(ApiError):
@@ -105,6 +108,18 @@ class UnsupportedMediaType(ApiError):
     code = "unsupported_media_type"
 
 
+class RateLimited(ApiError):
+    status = 429
+    code = "rate_limited"
+
+
 class ServiceUnavailable(ApiError):
     status = 503
     code = "unavailable"
+
+
+class Overloaded(ApiError):
+    """Every database connection stayed busy for the pool timeout, the database being up."""
+
+    status = 503
+    code = "overloaded"

@@ -28,9 +28,11 @@ from prometheus_client import (
     multiprocess,
 )
 from prometheus_client.exposition import choose_encoder
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
+
+from callingbox_server.core.db import outages
 
 MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Label values must stay few: any other method a client invents is counted as "other", and a
@@ -54,13 +56,18 @@ class ObservedPool(AsyncAdaptedQueuePool):
 
     def _do_get(self) -> ConnectionPoolEntry:
         on_wait = self.on_wait
-        if on_wait is None:
-            return super()._do_get()
-        on_wait(1)
+        returned_before = outages.checkins()
+        if on_wait is not None:
+            on_wait(1)
         try:
             return super()._do_get()
+        except exc.TimeoutError as error:
+            # How many connections came back meanwhile tells a busy pool from a stalled one.
+            error.returned_while_waiting = outages.checkins() - returned_before  # type: ignore[attr-defined]
+            raise
         finally:
-            on_wait(-1)
+            if on_wait is not None:
+                on_wait(-1)
 
     def recreate(self) -> ObservedPool:
         # engine.dispose() swaps in a fresh pool: keep reporting from it.

@@ -12,11 +12,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import ColumnElement, Select, bindparam, tuple_
 
 from callingbox_server.core.errors import InvalidRequest
-from callingbox_server.core.schemas import RequestModel
+from callingbox_server.core.schemas import QueryInt, RequestModel
 
 
 class PageQuery(RequestModel):
-    limit: int = Field(default=20, ge=1, le=100, description="Page size, 1 to 100.")
+    limit: QueryInt = Field(default=20, ge=1, le=100, description="Page size, 1 to 100.")
     starting_after: uuid.UUID | None = Field(
         default=None, description="Return items older than the item with this id."
     )

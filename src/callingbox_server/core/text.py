@@ -18,9 +18,17 @@ from pydantic_core import core_schema
 _CONTROL = r"\x00-\x1f\x7f-\x9f"
 # What str.isspace() calls whitespace, less the control characters already refused.
 _SPACE = r" \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# Unicode's Default_Ignorable_Code_Point characters (zero-width spaces and joiners, the BOM,
+# bidi controls, variation selectors, Hangul fillers, ...): invisible when rendered. Those of the
+# Basic Multilingual Plane only, as the ECMA-262 dialect has no escape beyond it without flags.
+_INVISIBLE = (
+    r"\xad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e"
+    r"\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8"
+)
 SINGLE_LINE_PATTERN = rf"^[^{_CONTROL}]*$"
 MULTI_LINE_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]*$"
-NOT_BLANK_PATTERN = rf"^[^{_CONTROL}]*[^{_CONTROL}{_SPACE}][^{_CONTROL}]*$"
+# Not blank: at least one character that is neither whitespace nor invisible.
+NOT_BLANK_PATTERN = rf"^[^{_CONTROL}]*[^{_CONTROL}{_SPACE}{_INVISIBLE}][^{_CONTROL}]*$"
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,8 @@ and closes them at once.
 from __future__ import annotations
 
 import errno
-from typing import Any
+import time
+from typing import Any, Literal
 
 import asyncpg
 from sqlalchemy import event, exc
@@ -38,6 +39,37 @@ _SESSION_ENDED = (
 _NETWORK_ERRNOS = frozenset(
     {errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN, errno.ENETDOWN, errno.ETIMEDOUT}
 )
+
+
+# A pool that ran out of connections is waiting on an outage when a connection failed this
+# recently, or when none came back during the wait (every statement hangs); it is only busy
+# when connections keep coming back, just not fast enough.
+OUTAGE_MEMORY_SECONDS = 5.0
+_last_failure = -OUTAGE_MEMORY_SECONDS  # time.monotonic() of this process's last connection failure
+_last_checkin = 0.0  # ... and of the last connection given back to a pool
+_checkins = 0  # connections given back to a pool of this process, ever
+# Connections given back while a checkout waited, below which the wait counts as stalled: a
+# pool's worth (at least 2). Those in flight when every statement hung may still come back as
+# the wait begins; a busy pool gives back far more in a pool timeout.
+_stalled_below = 2
+# Half the pool timeout: no connection back in the second half of a wait (one given back as the
+# wait began, just before every statement hung, must not make the pool look busy).
+_stall_seconds = 0.25
+
+
+def _note_failure() -> None:
+    global _last_failure
+    _last_failure = time.monotonic()
+
+
+def checkins() -> int:
+    """How many connections this process's pools have been given back, ever."""
+    return _checkins
+
+
+def last_failure() -> float:
+    """When (``time.monotonic()``) a connection of this process last failed."""
+    return _last_failure
 
 
 class DatabaseUnreachable(Exception):
@@ -68,14 +100,25 @@ def is_connection_failure(error: BaseException) -> bool:
     return False
 
 
-def discard_broken_connections(engine: AsyncEngine) -> None:
+def discard_broken_connections(engine: AsyncEngine, pool_timeout: float) -> None:
+    global _stall_seconds, _stalled_below
+    _stall_seconds = pool_timeout / 2
+    pool_size = getattr(engine.sync_engine.pool, "size", lambda: 1)()
+    _stalled_below = max(2, pool_size)
     sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine.pool, "checkin")
+    def note_progress(_dbapi_connection: Any, _record: Any) -> None:
+        global _last_checkin, _checkins
+        _last_checkin = time.monotonic()
+        _checkins += 1
 
     @event.listens_for(sync_engine, "do_connect")
     def connect(dialect: Any, _record: Any, cargs: list[Any], cparams: dict[str, Any]) -> Any:
         try:
             return dialect.connect(*cargs, **cparams)
         except OSError as error:
+            _note_failure()
             # A timeout, a refusal, an unknown host, or a Unix socket file that is not there (the
             # embedded server is down): outside connecting, an OSError like the last may be a bug.
             raise DatabaseUnreachable(f"cannot connect to PostgreSQL: {error}") from error
@@ -90,6 +133,7 @@ def discard_broken_connections(engine: AsyncEngine) -> None:
     def invalidate_on_connection_failure(context: ExceptionContext) -> None:
         if not is_connection_failure(context.original_exception):
             return
+        _note_failure()
         context.is_disconnect = True
         connection = context.connection
         driver = None if connection is None or connection.invalidated else connection.connection
@@ -99,10 +143,24 @@ def discard_broken_connections(engine: AsyncEngine) -> None:
             driver.driver_connection.terminate()
 
 
-def is_database_unavailable(error: BaseException) -> bool:
-    """Connection-level failures (refused, timed out, dropped), not errors in our own SQL."""
+def outage_of(error: BaseException) -> Literal["unavailable", "overloaded"] | None:
+    """``unavailable``: connection-level failures (refused, timed out, dropped), not errors in
+    our own SQL. ``overloaded``: no pool slot came free in time while the database answers."""
     if isinstance(error, exc.TimeoutError):  # no pool slot came free in time
-        return True
+        now = time.monotonic()
+        failed = now - _last_failure < OUTAGE_MEMORY_SECONDS
+        # Counted by the pool for the wait that timed out (metrics.ObservedPool): a count, not
+        # a clock, so a process too busy to run its callbacks for a while is not a stall.
+        returned = getattr(error, "returned_while_waiting", None)
+        if returned is not None:
+            stalled = returned < _stalled_below
+        else:
+            stalled = now - _last_checkin >= _stall_seconds
+        return "unavailable" if failed or stalled else "overloaded"
     if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
-        return True
-    return is_connection_failure(error)
+        return "unavailable"
+    return "unavailable" if is_connection_failure(error) else None
+
+
+def is_database_unavailable(error: BaseException) -> bool:
+    return outage_of(error) == "unavailable"

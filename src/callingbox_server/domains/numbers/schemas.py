@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.config import JsonDict
 
 from callingbox_server.core.pagination import PageQuery
-from callingbox_server.core.schemas import RequestModel, Timestamp
+from callingbox_server.core.schemas import QueryInt, RequestModel, Timestamp
 from callingbox_server.core.text import TextRule
 
 NumberType = Literal["local", "toll_free"]
@@ -107,7 +107,7 @@ class AvailableQuery(RequestModel):
         default=None, description="Three-digit area code; not an N11 service code (211 ... 911)."
     )
     number_type: NumberType | None = None
-    limit: int = Field(default=10, ge=1, le=50)
+    limit: QueryInt = Field(default=10, ge=1, le=50)
 
 
 E164 = Annotated[
