@@ -186,6 +186,7 @@ class TestRateLimitedResponse:
 
 
 @pytest.mark.system
+@pytest.mark.serial
 class TestOneOrgsBurst:
     async def test_sixty_writes_from_one_org_leave_another_orgs_reads_alone(
         self, database_url: str, engine: AsyncEngine
@@ -221,6 +222,7 @@ class TestOneOrgsBurst:
 
 
 @pytest.mark.system
+@pytest.mark.serial
 class TestBusyPool:
     async def test_a_pool_that_cannot_keep_up_is_503_overloaded_not_unavailable(
         self, database_url: str, engine: AsyncEngine

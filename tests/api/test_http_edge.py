@@ -18,7 +18,8 @@ import pytest
 
 from tests.fixtures.servers import running_server
 
-pytestmark = pytest.mark.system
+# Time-bounded: run alone, so that another test's load cannot push them past their bounds.
+pytestmark = [pytest.mark.system, pytest.mark.serial]
 
 HEADER_TIMEOUT = 1.5  # CALLINGBOX_HEADER_TIMEOUT for this server (the default is 10 s)
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")

@@ -32,7 +32,8 @@ from tests.fixtures.database import ROOT, asyncpg_dsn, new_database
 from tests.fixtures.keys import create_key_at
 from tests.fixtures.servers import Server, free_port, server_env, start_server
 
-pytestmark = pytest.mark.system
+# Time-bounded: run alone, so that another test's load cannot push them past their bounds.
+pytestmark = [pytest.mark.system, pytest.mark.serial]
 
 DEFAULTS = {name: field.default for name, field in Settings.model_fields.items()}
 POOL_SIZE: int = DEFAULTS["db_pool_size"]
