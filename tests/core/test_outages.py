@@ -121,8 +121,8 @@ class TestIsDatabaseUnavailable:
     ) -> None:
         stale = time.monotonic() - outages.OUTAGE_MEMORY_SECONDS - 1
         monkeypatch.setattr(outages, "_last_failure", stale)
-        monkeypatch.setattr(outages, "_last_checkin", time.monotonic())  # connections come back
-        error = sqlalchemy.exc.TimeoutError("QueuePool limit of size 10 overflow 5 reached")
+        # Connections kept coming back while the checkout waited.
+        error = outages.PoolWaitTimedOut("QueuePool limit of size 10 overflow 5 reached", 50)
         assert not is_database_unavailable(error)
         assert outages.outage_of(error) == "overloaded"
 
@@ -132,8 +132,7 @@ class TestIsDatabaseUnavailable:
         # Every statement hangs (a frozen server) before any of them has failed.
         stale = time.monotonic() - outages.OUTAGE_MEMORY_SECONDS - 1
         monkeypatch.setattr(outages, "_last_failure", stale)
-        monkeypatch.setattr(outages, "_last_checkin", time.monotonic() - 1)
-        error = sqlalchemy.exc.TimeoutError("QueuePool limit of size 10 overflow 5 reached")
+        error = outages.PoolWaitTimedOut("QueuePool limit of size 10 overflow 5 reached", 1)
         assert outages.outage_of(error) == "unavailable"
 
     def test_an_invalidated_connection_is(self) -> None:

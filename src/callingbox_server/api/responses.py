@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
 from starlette.responses import Response
 
 from callingbox_server.api.middleware import JSON_CONTENT_TYPE
-from callingbox_server.core.preconditions import etag_of, to_json
+from callingbox_server.core.preconditions import etag_of
 
 
-def representation(body: bytes | BaseModel, status_code: int = 200) -> Response:
-    """One object as JSON (its wire bytes, or a model to serialize), with the strong ETag of
-    exactly the bytes sent."""
-    content = body if isinstance(body, bytes) else to_json(body)
+def representation(body: bytes, status_code: int = 200) -> Response:
+    """One object's wire JSON (see each domain's views), with the strong ETag of those bytes."""
     return Response(
-        content, status_code, headers={"ETag": etag_of(content)}, media_type=JSON_CONTENT_TYPE
+        body, status_code, headers={"ETag": etag_of(body)}, media_type=JSON_CONTENT_TYPE
     )
 
 

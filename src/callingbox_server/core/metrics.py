@@ -63,8 +63,8 @@ class ObservedPool(AsyncAdaptedQueuePool):
             return super()._do_get()
         except exc.TimeoutError as error:
             # How many connections came back meanwhile tells a busy pool from a stalled one.
-            error.returned_while_waiting = outages.checkins() - returned_before  # type: ignore[attr-defined]
-            raise
+            returned = outages.checkins() - returned_before
+            raise outages.PoolWaitTimedOut(str(error), returned) from error
         finally:
             if on_wait is not None:
                 on_wait(-1)

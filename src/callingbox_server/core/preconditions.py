@@ -12,8 +12,6 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from pydantic import BaseModel
-
 from callingbox_server.core.errors import InvalidRequest, PreconditionFailed
 
 # RFC 9110, section 8.8.3: "*", or a comma-separated list of entity-tag = [ "W/" ] DQUOTE *etagc
@@ -26,10 +24,6 @@ IF_MATCH_MESSAGE = (
     "invalid If-Match header: must be * or quoted ETags separated by commas, such as "
     '"3f0a4cbe5f1d2e7a9b6c8d0e1f2a3b4c"'
 )
-
-
-def to_json(model: BaseModel) -> bytes:
-    return model.__pydantic_serializer__.to_json(model)
 
 
 def etag_of(body: bytes) -> str:

@@ -31,7 +31,7 @@ def create_engine(database_url: str, settings: Settings) -> AsyncEngine:
             "server_settings": {"application_name": APPLICATION_NAME},
         },
     )
-    outages.discard_broken_connections(engine, settings.db_pool_timeout)
+    outages.discard_broken_connections(engine)
     return engine
 
 

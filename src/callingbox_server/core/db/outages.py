@@ -46,15 +46,20 @@ _NETWORK_ERRNOS = frozenset(
 # when connections keep coming back, just not fast enough.
 OUTAGE_MEMORY_SECONDS = 5.0
 _last_failure = -OUTAGE_MEMORY_SECONDS  # time.monotonic() of this process's last connection failure
-_last_checkin = 0.0  # ... and of the last connection given back to a pool
 _checkins = 0  # connections given back to a pool of this process, ever
 # Connections given back while a checkout waited, below which the wait counts as stalled: a
 # pool's worth (at least 2). Those in flight when every statement hung may still come back as
 # the wait begins; a busy pool gives back far more in a pool timeout.
 _stalled_below = 2
-# Half the pool timeout: no connection back in the second half of a wait (one given back as the
-# wait began, just before every statement hung, must not make the pool look busy).
-_stall_seconds = 0.25
+
+
+class PoolWaitTimedOut(exc.TimeoutError):
+    """No pool slot came free in time (raised by metrics.ObservedPool), and how many connections
+    were given back while this checkout waited."""
+
+    def __init__(self, message: str, returned_while_waiting: int) -> None:
+        super().__init__(message)
+        self.returned_while_waiting = returned_while_waiting
 
 
 def _note_failure() -> None:
@@ -100,17 +105,15 @@ def is_connection_failure(error: BaseException) -> bool:
     return False
 
 
-def discard_broken_connections(engine: AsyncEngine, pool_timeout: float) -> None:
-    global _stall_seconds, _stalled_below
-    _stall_seconds = pool_timeout / 2
+def discard_broken_connections(engine: AsyncEngine) -> None:
+    global _stalled_below
     pool_size = getattr(engine.sync_engine.pool, "size", lambda: 1)()
     _stalled_below = max(2, pool_size)
     sync_engine = engine.sync_engine
 
     @event.listens_for(sync_engine.pool, "checkin")
     def note_progress(_dbapi_connection: Any, _record: Any) -> None:
-        global _last_checkin, _checkins
-        _last_checkin = time.monotonic()
+        global _checkins
         _checkins += 1
 
     @event.listens_for(sync_engine, "do_connect")
@@ -149,13 +152,11 @@ def outage_of(error: BaseException) -> Literal["unavailable", "overloaded"] | No
     if isinstance(error, exc.TimeoutError):  # no pool slot came free in time
         now = time.monotonic()
         failed = now - _last_failure < OUTAGE_MEMORY_SECONDS
-        # Counted by the pool for the wait that timed out (metrics.ObservedPool): a count, not
-        # a clock, so a process too busy to run its callbacks for a while is not a stall.
-        returned = getattr(error, "returned_while_waiting", None)
-        if returned is not None:
-            stalled = returned < _stalled_below
-        else:
-            stalled = now - _last_checkin >= _stall_seconds
+        # Counted by the pool for the wait that timed out: a count, not a clock, so a process
+        # too busy to run its callbacks for a while is not taken for a stalled database.
+        stalled = (
+            not isinstance(error, PoolWaitTimedOut) or error.returned_while_waiting < _stalled_below
+        )
         return "unavailable" if failed or stalled else "overloaded"
     if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
         return "unavailable"
