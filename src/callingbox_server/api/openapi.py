@@ -22,6 +22,7 @@ _DESCRIPTIONS = {
     422: "The Idempotency-Key was already used with a different request.",
     429: "The organization is over its request rate or its requests at once; retry after the"
     " Retry-After delay.",
+    502: "The carrier could not place the call; nothing was created.",
     503: "The database is unavailable, or every database connection is busy (overloaded);"
     " retry after the Retry-After delay.",
 }

@@ -9,11 +9,13 @@ Nothing here imports HTTP machinery, so a worker can raise and catch them withou
     ├── NotFound (404 not_found)
     ├── MethodNotAllowed (405 method_not_allowed)
     ├── NumberInUse, AgentArchived, NumberUnavailable, IdempotencyInProgress (409)
+    ├── CallNotCancelable, InvalidTransition, NoInboundAgent (409)
     ├── PreconditionFailed (412 precondition_failed)
     ├── PayloadTooLarge (413 payload_too_large)
     ├── UnsupportedMediaType (415 unsupported_media_type)
     ├── IdempotencyKeyReused (422 idempotency_key_reused)
     ├── RateLimited (429 rate_limited)
+    ├── CarrierUnavailable (502 carrier_unavailable)
     ├── ServiceUnavailable (503 unavailable)
     └── Overloaded (503 overloaded)
 """
@@ -88,6 +90,21 @@ class IdempotencyInProgress(ApiError):
     code = "idempotency_in_progress"
 
 
+class CallNotCancelable(ApiError):
+    status = 409
+    code = "call_not_cancelable"
+
+
+class InvalidTransition(ApiError):
+    status = 409
+    code = "invalid_transition"
+
+
+class NoInboundAgent(ApiError):
+    status = 409
+    code = "no_inbound_agent"
+
+
 class PreconditionFailed(ApiError):
     status = 412
     code = "precondition_failed"
@@ -111,6 +128,13 @@ class UnsupportedMediaType(ApiError):
 class RateLimited(ApiError):
     status = 429
     code = "rate_limited"
+
+
+class CarrierUnavailable(ApiError):
+    """The carrier refused to place the call; nothing was created."""
+
+    status = 502
+    code = "carrier_unavailable"
 
 
 class ServiceUnavailable(ApiError):

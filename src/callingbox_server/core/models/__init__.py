@@ -4,6 +4,7 @@ every table on ``Base.metadata``, which Alembic compares with the database."""
 
 from callingbox_server.core.models.agents import Agent, AgentNumber
 from callingbox_server.core.models.base import NAMING_CONVENTION, NOW, Base
+from callingbox_server.core.models.calls import Call, CallTranscriptSegment
 from callingbox_server.core.models.events import Event
 from callingbox_server.core.models.idempotency import IdempotencyKey
 from callingbox_server.core.models.numbers import Number
@@ -16,6 +17,8 @@ __all__ = [
     "AgentNumber",
     "ApiKey",
     "Base",
+    "Call",
+    "CallTranscriptSegment",
     "Event",
     "IdempotencyKey",
     "Number",
