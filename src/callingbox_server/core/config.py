@@ -70,6 +70,18 @@ class Settings(BaseSettings):
         default=True,
         description="Run the background worker inside serve; false when workers run apart.",
     )
+    worker_poll_interval: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="Seconds between the worker's looks for due work when no NOTIFY woke it.",
+    )
+    worker_pool_size: int = Field(
+        default=4,
+        ge=1,
+        le=100,
+        description="Database connections of each kind of due work (calls, webhooks) per process.",
+    )
 
     @field_validator("database_url")
     @classmethod
