@@ -25,6 +25,9 @@ from callingbox_server.core.logs import configure_logging, install_log_redaction
 from callingbox_server.core.metrics import Metrics
 from callingbox_server.core.runtime import resolve_runtime
 from callingbox_server.domains.agents.router import router as agents_router
+from callingbox_server.domains.calls.carriers import create_carrier
+from callingbox_server.domains.calls.router import router as calls_router
+from callingbox_server.domains.calls.router import test_helpers_router
 from callingbox_server.domains.numbers.providers import create_provider
 from callingbox_server.domains.numbers.router import router as numbers_router
 from callingbox_server.worker.runner import Worker
@@ -60,7 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPIOffline(
         title="CallingBox API (self-hosted)",
         version=version("callingbox-server"),
-        description="The CallingBox v1 agents and numbers API, served by callingbox-server.",
+        description="The CallingBox v1 agents, numbers and calls API, served by callingbox-server.",
         lifespan=lifespan,
         redoc_url=None,
         # "/v1/agents/" is no route: a 404 JSON error, not a redirect most clients won't follow.
@@ -77,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessionmaker = create_sessionmaker(engine)
     app.state.key_hash_secret = runtime.key_hash_secret
     app.state.numbers_provider = create_provider(settings.numbers_provider)
+    app.state.carrier = create_carrier(settings)
     install_log_redaction()
     app.state.fair_share = FairShare(
         settings.org_concurrency, settings.org_rate_limit, settings.org_queue_timeout
@@ -91,6 +95,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.include_router(agents_router)
     app.include_router(numbers_router)
+    app.include_router(calls_router)
+    if settings.test_helpers and app.state.carrier.test_helpers:
+        app.include_router(test_helpers_router)
     if metrics is not None:
 
         async def scrape(request: Request) -> Response:

@@ -70,6 +70,19 @@ class Settings(BaseSettings):
         default=True,
         description="Run the background worker inside serve; false when workers run apart.",
     )
+    carrier: Literal["sandbox"] = Field(
+        default="sandbox", description="Who places calls: sandbox plays them out with no network."
+    )
+    sandbox_ring_seconds: float = Field(
+        default=1.0, ge=0, le=3600, description="How long a sandbox call rings before its outcome."
+    )
+    sandbox_talk_seconds: float = Field(
+        default=2.0, ge=0, le=3600, description="How long an answered sandbox call talks."
+    )
+    test_helpers: bool = Field(
+        default=True,
+        description="Serve /v1/test_helpers (sandbox carrier only); false turns them off.",
+    )
     worker_poll_interval: float = Field(
         default=1.0,
         gt=0,

@@ -22,6 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from callingbox_server.core.config import Settings
 from callingbox_server.core.db.engine import create_engine
 from callingbox_server.core.metrics import Metrics
+from callingbox_server.domains.calls.carriers import create_carrier
+from callingbox_server.domains.calls.tasks import CallSteps
 from callingbox_server.domains.idempotency.tasks import prune_expired
 from callingbox_server.worker.queue import DueWork, QueueRunner
 
@@ -42,8 +44,7 @@ JOBS: Sequence[PeriodicJob] = (PeriodicJob("prune idempotency keys", 3600.0, pru
 
 def due_work(settings: Settings, metrics: Metrics | None) -> list[DueWork]:
     """Every domain's due work, built from the settings (and reporting to ``metrics``, when on)."""
-    del settings, metrics  # the calls and webhooks domains register theirs here
-    return []
+    return [CallSteps(create_carrier(settings), metrics)]
 
 
 async def _every(job: PeriodicJob, engine: AsyncEngine) -> None:

@@ -6,7 +6,7 @@ call and its events never disagree and a move costs one round trip however many 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -129,9 +129,14 @@ async def get_cursor(
 
 def _segments_json() -> ColumnElement[Any]:
     wire = select(
-        *(wire_column(TranscriptSegment, name, SEGMENTS.c[name]) for name in TranscriptSegment.model_fields)
+        *(
+            wire_column(TranscriptSegment, name, SEGMENTS.c[name])
+            for name in TranscriptSegment.model_fields
+        )
     ).correlate(SEGMENTS)
-    ordered = func.array_agg(aggregate_order_by(json_of(wire, "segment", lateral=True), SEGMENTS.c.sequence_no))
+    ordered = func.array_agg(
+        aggregate_order_by(json_of(wire, "segment", lateral=True), SEGMENTS.c.sequence_no)
+    )
     return (
         select(func.coalesce(func.array_to_json(ordered), EMPTY_ARRAY))
         .select_from(SEGMENTS)
@@ -146,9 +151,9 @@ _TRANSCRIPT = for_driver(
         select(
             as_bytes(
                 json_of(
-                    select(CALLS.c.id.label("call_id"), _segments_json().label("segments")).correlate(
-                        CALLS
-                    ),
+                    select(
+                        CALLS.c.id.label("call_id"), _segments_json().label("segments")
+                    ).correlate(CALLS),
                     "transcript",
                     lateral=True,
                 )
@@ -171,7 +176,7 @@ STATE_COLUMNS = """c.id, c.org_id, c.direction, c.to_number, c.from_number, c.st
     c.voicemail_action, c.instructions, c.returns::text AS returns"""
 
 
-def state_of(row: Mapping[str, Any]) -> CallState:
+def state_of(row: asyncpg.Record) -> CallState:
     returns = row["returns"]
     return CallState(
         id=row["id"],
@@ -282,9 +287,7 @@ _ORG_NUMBER = compiled(
 )
 
 
-async def active_number(
-    session: AsyncSession, org_id: uuid.UUID, e164: str | None
-) -> str | None:
+async def active_number(session: AsyncSession, org_id: uuid.UUID, e164: str | None) -> str | None:
     """The org's active number ``e164``, or its oldest active number when None."""
     rows = await driver_fetch(session, _ORG_NUMBER, {"org_id": org_id, "e164": e164})
     return rows[0]["e164"] if rows else None

@@ -1,4 +1,4 @@
-"""Wire shapes of calls, and the rules a single dispatch or test-helper request is checked against."""
+"""Wire shapes of calls, and the rules one dispatch or test-helper request is checked against."""
 
 from __future__ import annotations
 
@@ -101,7 +101,7 @@ CALL_EXAMPLE: JsonDict = {
 # Fields of a call that come from its agent when there is one, and what only a legacy call takes.
 AGENT_FIELDS = ("persona", "voice", "language", "returns", "tools", "voicemail_action")
 LEGACY_ONLY = ("prompt",)
-AGENT_ONLY = ("instructions",)
+AGENT_ONLY = ("instructions", "persona", "voice")
 
 
 class CallCreate(RequestModel):
@@ -163,7 +163,7 @@ class CallCreate(RequestModel):
                     f"{name} belongs to the agent and cannot be set per call when agent_id "
                     "is given; change the agent instead"
                 )
-            if not with_agent and name in AGENT_ONLY + ("persona", "voice"):
+            if not with_agent and name in AGENT_ONLY:
                 raise ValueError(
                     f"{name} needs agent_id; a call without an agent takes prompt instead"
                     if name == "instructions"

@@ -159,9 +159,7 @@ async def get_call(session: AsyncSession, principal: Principal, call_id: uuid.UU
     return body
 
 
-async def get_transcript(
-    session: AsyncSession, principal: Principal, call_id: uuid.UUID
-) -> bytes:
+async def get_transcript(session: AsyncSession, principal: Principal, call_id: uuid.UUID) -> bytes:
     body = await views.transcript(session, principal.org_id, call_id)
     if body is None:
         raise not_found(call_id)

@@ -22,12 +22,12 @@ from callingbox_server.domains.calls.repository import (
     STATE_COLUMNS,
     compiled,
     event_rows,
-    state_of,
     wire_sql,
 )
 
 _TERMINAL = ", ".join(f"'{status}'" for status in TERMINAL)
 _ENDS = f"s.to_status IN ({_TERMINAL})"
+_WITH_EVENT = "rendered r JOIN step s ON s.id = r.id WHERE s.event_type IS NOT NULL"
 
 
 def _seconds_since(column: str) -> str:
@@ -103,7 +103,7 @@ APPLY = compiled(
         ) t
         WHERE s.transcript IS NOT NULL
     ),
-    event AS ({event_rows("rendered r JOIN step s ON s.id = r.id WHERE s.event_type IS NOT NULL", "s.event_type")})
+    event AS ({event_rows(_WITH_EVENT, "s.event_type")})
     SELECT r.id, r.org_id, r.status, convert_to(r.body, 'UTF8') AS body FROM rendered r
     """
 )
@@ -149,10 +149,12 @@ CLAIM = compiled(
         LIMIT CAST(:limit AS int)
         FOR UPDATE SKIP LOCKED
     )
-    UPDATE calls c SET due_at = statement_timestamp() + CAST(:lease AS float8) * interval '1 second'
+    UPDATE calls c
+    SET due_at = statement_timestamp() + CAST(:lease AS float8) * interval '1 second'
     FROM due
     WHERE c.id = due.id
-    RETURNING {STATE_COLUMNS}, extract(epoch FROM statement_timestamp() - due.due_at)::float8 AS lag
+    RETURNING {STATE_COLUMNS},
+              extract(epoch FROM statement_timestamp() - due.due_at)::float8 AS lag
     """
 )
 
@@ -173,8 +175,9 @@ RELEASE = compiled(
 
 
 async def fetch(
-    db: asyncpg.Connection[Any], statement: DriverStatement, params: Mapping[str, Any]
+    db: asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any],
+    statement: DriverStatement,
+    params: Mapping[str, Any],
 ) -> Sequence[asyncpg.Record]:
     """``statement`` on a raw connection, its parameters by name."""
     return await db.fetch(statement.sql, *(params[name] for name in statement.names))
-

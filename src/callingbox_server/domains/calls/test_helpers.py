@@ -10,7 +10,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from callingbox_server.core.errors import InvalidRequest, InvalidTransition, NoInboundAgent, NotFound
+from callingbox_server.core.errors import (
+    InvalidRequest,
+    InvalidTransition,
+    NoInboundAgent,
+    NotFound,
+)
 from callingbox_server.core.principal import Principal
 from callingbox_server.domains.calls import repository, schemas, service
 from callingbox_server.domains.calls.carriers.interface import CallState, Carrier, CarrierEvent

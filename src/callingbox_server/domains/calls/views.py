@@ -19,9 +19,7 @@ async def read(session: AsyncSession, org_id: uuid.UUID, call_id: uuid.UUID) -> 
     return await repository.get_body(session, org_id, call_id)
 
 
-async def transcript(
-    session: AsyncSession, org_id: uuid.UUID, call_id: uuid.UUID
-) -> bytes | None:
+async def transcript(session: AsyncSession, org_id: uuid.UUID, call_id: uuid.UUID) -> bytes | None:
     return await repository.get_transcript(session, org_id, call_id)
 
 

@@ -131,7 +131,11 @@ class SandboxCarrier:
                 result_status="failed",
                 result_error="the call failed before a result could be extracted",
             )
-        transcript = (("agent", opening(call)), ("caller", CALLER_ANSWER), ("agent", AGENT_CONFIRMS))
+        transcript = (
+            ("agent", opening(call)),
+            ("caller", CALLER_ANSWER),
+            ("agent", AGENT_CONFIRMS),
+        )
         if row == EXTRACTION_FAILS:
             return CarrierEvent(
                 "completed",
