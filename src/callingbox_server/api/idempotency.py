@@ -7,6 +7,7 @@ The semantics are Stripe's and those of the IETF httpapi draft
 - the first request's status and body are stored in the same transaction as its work, so a
   stored response always describes work that was committed, and work that was rolled back
   (a crash, a database outage) leaves no stored response and may simply be retried;
+- a 5xx answer is not stored either: it says nothing about the request, and a retry may succeed;
 - a retry with another method, path or body is ``422 idempotency_key_reused``; a retry while
   the first request still runs is ``409 idempotency_in_progress``;
 - requests rejected before their work starts (authentication, validation) are not stored.
@@ -99,6 +100,8 @@ class Idempotency:
             async with self.session.begin_nested():
                 response = await work()
         except ApiError as error:
+            if error.status >= 500:
+                raise  # not the request's outcome (the carrier refused, say): a retry may succeed
             # The work was rolled back to the savepoint; its error is the outcome to keep.
             response = error_response(request_id_of(request), error)
         outcome = repository.Outcome(
