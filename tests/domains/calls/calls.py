@@ -11,6 +11,10 @@ DEFAULT_PERSONA = "You are a friendly, concise phone agent."
 OPENING = "Hi, this is your CallingBox agent. "
 CALLER_ANSWER = "Yes, that works for me. Thank you for calling."
 AGENT_CONFIRMS = "Great, I have noted that. Have a good day, goodbye!"
+STATUS_CHOICES = (
+    "must be one of queued, initiated, ringing, in_progress, completed, no_answer, busy, "
+    "canceled or failed"
+)
 
 
 def destination(last_four: str, area_code: str = "415") -> str:

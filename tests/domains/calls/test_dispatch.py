@@ -124,7 +124,9 @@ class TestDispatchFromAgentErrors:
         agent = await create_agent(tenant, type="inbound")
         r = await tenant.client.post("/v1/calls", json={"agent_id": agent["id"], "to": TO})
         assert r.status_code == 400
-        message = f"agent {agent['id']} is an inbound agent; calls are dispatched from outbound agents"
+        message = (
+            f"agent {agent['id']} is an inbound agent; calls are dispatched from outbound agents"
+        )
         assert r.json() == error(r, message)
 
     async def test_archived_agent_is_400(self, tenant: Tenant) -> None:
@@ -292,15 +294,23 @@ class TestLegacyDispatch:
         for e164 in (foreign["e164"], released["e164"]):
             r = await tenant.client.post("/v1/calls", json={"to": TO, "from_number": e164})
             assert r.status_code == 400
-            message = f"invalid field from_number: {e164} is not an active number of your organization"
+            message = (
+                f"invalid field from_number: {e164} is not an active number of your organization"
+            )
             assert r.json() == error(r, message)
 
     @pytest.mark.parametrize(
         ("body", "message"),
         [
             ({"language": "fr"}, "invalid field language: must be en or es"),
-            ({"returns": {"a": "date"}}, "invalid field returns.a: must be one of string, number or boolean"),
-            ({"voicemail_action": "beep"}, "invalid field voicemail_action: must be hangup or leave_message"),
+            (
+                {"returns": {"a": "date"}},
+                "invalid field returns.a: must be one of string, number or boolean",
+            ),
+            (
+                {"voicemail_action": "beep"},
+                "invalid field voicemail_action: must be hangup or leave_message",
+            ),
             ({"tools": [{"type": "http"}]}, "missing required field: tools.0.name"),
             ({"prompt": ""}, "invalid field prompt: must not be empty"),
             (

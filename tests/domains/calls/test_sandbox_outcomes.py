@@ -27,7 +27,11 @@ TASK = "Confirm the delivery window."
 RETURNS = {"confirmed": "boolean", "count": "number", "note": "string"}
 NO_RESULT = {"confirmed": None, "count": None, "note": None}
 SAMPLE = {"confirmed": True, "count": 1, "note": "sandbox sample"}
-FULL = [("agent", "tts", OPENING + TASK), ("caller", "stt", CALLER_ANSWER), ("agent", "tts", AGENT_CONFIRMS)]
+FULL = [
+    ("agent", "tts", OPENING + TASK),
+    ("caller", "stt", CALLER_ANSWER),
+    ("agent", "tts", AGENT_CONFIRMS),
+]
 
 
 @dataclass
@@ -57,7 +61,9 @@ OUTCOMES = [
         result_status="completed",
         segments=FULL,
     ),
-    Outcome("0001", "no_answer", [*UNANSWERED, "call.no_answer"], fields={"hangup_cause": "no_answer"}),
+    Outcome(
+        "0001", "no_answer", [*UNANSWERED, "call.no_answer"], fields={"hangup_cause": "no_answer"}
+    ),
     Outcome("0002", "busy", [*UNANSWERED, "call.busy"], fields={"hangup_cause": "user_busy"}),
     Outcome(
         "0003",
@@ -210,7 +216,9 @@ class TestSandboxOutcomes:
     async def test_legacy_call_plays_its_prompt(self, tenant: Tenant, runner: Runner) -> None:
         await outbound_agent(tenant)
         call = await dispatch(
-            tenant, to=destination("0123"), prompt="Ask for the invoice.\nThen hang up.",
+            tenant,
+            to=destination("0123"),
+            prompt="Ask for the invoice.\nThen hang up.",
             returns={"paid": "boolean"},
         )
         await runner.play()
