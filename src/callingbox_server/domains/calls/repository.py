@@ -15,6 +15,7 @@ import pydantic_core
 from sqlalchemy import ColumnElement, Select, bindparam, func, literal_column, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callingbox_server.core import models
@@ -176,7 +177,7 @@ STATE_COLUMNS = """c.id, c.org_id, c.direction, c.to_number, c.from_number, c.st
     c.voicemail_action, c.instructions, c.returns::text AS returns"""
 
 
-def state_of(row: asyncpg.Record) -> CallState:
+def state_of(row: asyncpg.Record | RowMapping) -> CallState:
     returns = row["returns"]
     return CallState(
         id=row["id"],
@@ -186,22 +187,26 @@ def state_of(row: asyncpg.Record) -> CallState:
         status=row["status"],
         voicemail_action=row["voicemail_action"],
         instructions=row["instructions"],
-        returns=None if returns is None else pydantic_core.from_json(returns),
+        returns=pydantic_core.from_json(returns) if isinstance(returns, str) else returns,
     )
 
 
-# FOR UPDATE: a test helper's or cancel's check and move see one status, and a concurrent
-# runner's move of the same call waits for it (then finds the status moved, and does nothing).
-_STATE = compiled(
-    f"SELECT {STATE_COLUMNS} FROM calls c WHERE c.org_id = :org_id AND c.id = :call_id FOR UPDATE"
-)
+_STATE_COLUMNS = ("id", "org_id", "direction", "to_number", "from_number", "status")
+_STATE = select(
+    *(CALLS.c[name] for name in (*_STATE_COLUMNS, "voicemail_action", "instructions", "returns"))
+).with_for_update()
 
 
 async def lock_state(
     session: AsyncSession, org_id: uuid.UUID, call_id: uuid.UUID
 ) -> CallState | None:
-    rows = await driver_fetch(session, _STATE, {"org_id": org_id, "call_id": call_id})
-    return state_of(rows[0]) if rows else None
+    """The call, locked until the transaction ends: a test helper's or a cancel's check and
+    move see one status, and a runner's move of the same call waits (then finds the status
+    moved, and does nothing). Through the session, which so begins its transaction: the
+    moves that follow on the driver join it."""
+    statement = org_scoped(_STATE, CALLS.c, org_id).where(CALLS.c.id == call_id)
+    row = (await session.execute(statement)).first()
+    return None if row is None else state_of(row._mapping)
 
 
 # Dispatch: the call, its call.queued event and the runner's wake-up, in one statement.
