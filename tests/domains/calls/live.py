@@ -59,10 +59,10 @@ async def events_by_call(database_url: str, call_ids: Iterable[str]) -> dict[str
 
 
 async def wait_terminal(
-    http: httpx.AsyncClient, call_ids: list[str], timeout: float
+    http: httpx.AsyncClient, call_ids: list[str], within: float
 ) -> dict[str, dict[str, Any]]:
     """Poll until every call is terminal (bounded); returns the calls."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     calls: dict[str, dict[str, Any]] = {}
     while True:
         pending = [
@@ -76,15 +76,15 @@ async def wait_terminal(
             calls[call_id] = r.json()
         if time.monotonic() > deadline:
             stuck = {c: calls[c]["status"] for c in pending if calls[c]["status"] not in TERMINAL}
-            raise AssertionError(f"calls not terminal after {timeout}s: {stuck}")
+            raise AssertionError(f"calls not terminal after {within}s: {stuck}")
         await asyncio.sleep(0.1)
 
 
 async def wait_status(
-    http: httpx.AsyncClient, call_id: str, status: str, timeout: float = 10
+    http: httpx.AsyncClient, call_id: str, status: str, within: float = 10
 ) -> None:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while (current := (await http.get(f"/v1/calls/{call_id}")).json()["status"]) != status:
         if time.monotonic() > deadline:
-            raise AssertionError(f"call {call_id} is {current}, not {status}, after {timeout}s")
+            raise AssertionError(f"call {call_id} is {current}, not {status}, after {within}s")
         await asyncio.sleep(0.02)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from tests.domains.calls.calls import destination
 from tests.domains.calls.live import (
@@ -17,7 +16,6 @@ from tests.domains.calls.live import (
     wait_status,
     wait_terminal,
 )
-from tests.fixtures.keys import create_key
 from tests.fixtures.servers import running_server
 
 pytestmark = pytest.mark.system
@@ -35,16 +33,11 @@ def calls_server(database_url: str) -> Iterator[str]:
         yield base_url
 
 
-@pytest.fixture
-async def key(engine: AsyncEngine) -> AsyncIterator[str]:
-    yield (await create_key(async_sessionmaker(engine))).secret
-
-
 class TestCancelAgainstAnswer:
     async def test_by_hand_exactly_one_wins(
-        self, calls_server: str, key: str, database_url: str
+        self, calls_server: str, live_key: str, database_url: str
     ) -> None:
-        async with client(calls_server, key) as http:
+        async with client(calls_server, live_key) as http:
             agent = await outbound_agent(http)
             ids = []
             for _ in range(ROUNDS):
@@ -76,10 +69,10 @@ class TestCancelAgainstAnswer:
             assert events[call_id][2:] in (["call.canceled"], ["call.answered"])
 
     async def test_against_the_runner_events_agree(
-        self, calls_server: str, key: str, database_url: str
+        self, calls_server: str, live_key: str, database_url: str
     ) -> None:
         """Cancels sent as the ring time ends: each call is canceled or answered, never both."""
-        async with client(calls_server, key) as http:
+        async with client(calls_server, live_key) as http:
             agent = await outbound_agent(http)
             created = await asyncio.gather(
                 *(
@@ -92,7 +85,7 @@ class TestCancelAgainstAnswer:
             ids = [r.json()["id"] for r in created]
             await asyncio.sleep(RING_SECONDS * 0.9)
             cancels = await asyncio.gather(*(http.post(f"/v1/calls/{i}/cancel") for i in ids))
-            calls = await wait_terminal(http, ids, timeout=30)
+            calls = await wait_terminal(http, ids, within=30)
             events = await events_by_call(database_url, ids)
         for call_id, cancel in zip(ids, cancels, strict=True):
             if cancel.status_code == 200:
@@ -107,9 +100,9 @@ class TestCancelAgainstAnswer:
 
 class TestConcurrentIdempotentDispatch:
     async def test_twenty_requests_one_call(
-        self, calls_server: str, key: str, database_url: str
+        self, calls_server: str, live_key: str, database_url: str
     ) -> None:
-        async with client(calls_server, key) as http:
+        async with client(calls_server, live_key) as http:
             agent = await outbound_agent(http)
             body = {"agent_id": agent["id"], "to": destination("0009")}
             headers = {"Idempotency-Key": "twenty-at-once"}
