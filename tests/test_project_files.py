@@ -664,4 +664,10 @@ class TestReadmeExamples:
         assert lines[0] == "['+12125550100', '+12125550101', '+12125550102']"
         assert lines[1].endswith(" +12125550100 (212) 555-0100")
         assert lines[2] == "1 False"
-        assert lines[3:] == ["+12125550100 active"]
+        assert lines[3:] == [
+            "+12125550100 active",
+            "queued",
+            "completed {'ok': True}",
+            "['agent', 'caller', 'agent']",
+            "True",
+        ]

@@ -52,6 +52,31 @@ BODIES: dict[str, dict[str, Any]] = {
     "AttachNumber": {"number_id": str(uuid.uuid4()), "set_as_primary": True},
     "SetPrimaryNumber": {"number_id": str(uuid.uuid4())},
     "PurchaseRequest": {"phone_number": "+14155550100"},
+    # Every field at once is a valid body (the agent, unknown here, is then a 404): which fields
+    # go with an agent, or with a status, is checked after the call or agent is found.
+    "CallCreate": {
+        "agent_id": str(uuid.uuid4()),
+        "to": "+14155550123",
+        "from_number": "+14155550100",
+        "instructions": "Take a message.",
+        "prompt": "Take a message.",
+        "context": {"k": "v"},
+        "webhook_url": "https://example.com/hook",
+        "metadata": {"crm_id": "42"},
+        "language": "en",
+        "returns": {"caller_name": "string"},
+        "tools": [HTTP_TOOL, BUILTIN_TOOL],
+        "voicemail_action": "hangup",
+    },
+    "Advance": {
+        "status": "completed",
+        "answered_by": "human",
+        "result": {"k": "v"},
+        "transcript": [{"role": "agent", "text": "Hello."}],
+        "error_code": "agent_error",
+        "error_message": "Failed.",
+    },
+    "InboundCall": {"to": "+14155550100", "from": "+14155550123"},
 }
 _PLAIN = object()  # walking the document alone, without a body
 

@@ -158,12 +158,29 @@ class TestDispatchFromAgentErrors:
         )
         assert r.json() == error(r, message)
 
+    @pytest.mark.parametrize(("field", "value"), [("persona", "Someone else."), ("voice", "alloy")])
+    async def test_persona_and_voice_are_400(self, tenant: Tenant, field: str, value: Any) -> None:
+        agent = await outbound_agent(tenant)
+        r = await tenant.client.post(
+            "/v1/calls", json={"agent_id": agent["id"], "to": TO, field: value}
+        )
+        assert r.status_code == 400
+        message = (
+            f"{field} belongs to the agent and cannot be set per call; change the agent instead"
+        )
+        assert r.json() == error(r, message)
+
+    async def test_agent_fields_of_an_unknown_agent_are_404(self, tenant: Tenant) -> None:
+        missing = random_id()
+        r = await tenant.client.post(
+            "/v1/calls", json={"agent_id": missing, "to": TO, "returns": {"a": "string"}}
+        )
+        assert r.status_code == 404
+
     @pytest.mark.parametrize(
         ("field", "value"),
         [
-            ("persona", "Someone else."),
-            ("voice", "alloy"),
-            ("language", "en"),
+            ("language", "en-US"),
             ("returns", {"a": "string"}),
             ("tools", [BUILTIN_TOOL]),
             ("voicemail_action", "hangup"),
@@ -317,8 +334,16 @@ class TestLegacyDispatch:
                 {"instructions": "x"},
                 "instructions needs agent_id; a call without an agent takes prompt instead",
             ),
-            ({"persona": "x"}, "persona needs agent_id: it is set on the agent"),
-            ({"voice": "x"}, "voice needs agent_id: it is set on the agent"),
+            (
+                {"persona": "x"},
+                "persona belongs to the agent and cannot be set per call: dispatch from an "
+                "agent (agent_id) that has it",
+            ),
+            (
+                {"voice": "x"},
+                "voice belongs to the agent and cannot be set per call: dispatch from an "
+                "agent (agent_id) that has it",
+            ),
         ],
     )
     async def test_bad_fields_are_400(

@@ -13,6 +13,7 @@ from callingbox_server.core.schemas import RequestModel, Timestamp
 from callingbox_server.core.text import MULTI_LINE, SINGLE_LINE, TextRule
 from callingbox_server.domains.agents.schemas import (
     JsonObject,
+    Language,
     LongText,
     Returns,
     Tools,
@@ -45,11 +46,14 @@ UsNumber = Annotated[
 MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=40), SINGLE_LINE]
 MetadataValue = Annotated[str, StringConstraints(max_length=500), SINGLE_LINE]
 Metadata = Annotated[dict[MetadataKey, MetadataValue], Field(max_length=50)]
-LegacyLanguage = Literal["en", "es"]
+LEGACY_LANGUAGES = ("en", "es")
 Prompt = Annotated[str, StringConstraints(min_length=1, max_length=32_000), MULTI_LINE]
 ErrorCode = Annotated[
     str,
-    TextRule(r"^[a-z][a-z0-9_]{0,63}$", "must be 1 to 64 lowercase letters, digits or _"),
+    TextRule(
+        r"^[a-z][a-z0-9_]{0,63}$",
+        "must be 1 to 64 lowercase letters, digits or _, such as agent_error",
+    ),
 ]
 ShortText = Annotated[str, StringConstraints(min_length=1, max_length=2_000), MULTI_LINE]
 
@@ -98,10 +102,8 @@ CALL_EXAMPLE: JsonDict = {
     "hangup_cause": "normal_clearing",
 }
 
-# Fields of a call that come from its agent when there is one, and what only a legacy call takes.
-AGENT_FIELDS = ("persona", "voice", "language", "returns", "tools", "voicemail_action")
-LEGACY_ONLY = ("prompt",)
-AGENT_ONLY = ("instructions", "persona", "voice")
+# Fields of a call that come from its agent when there is one: only a legacy call takes them.
+AGENT_FIELDS = ("language", "returns", "tools", "voicemail_action")
 
 
 class CallCreate(RequestModel):
@@ -135,8 +137,8 @@ class CallCreate(RequestModel):
     metadata: Metadata | None = Field(
         default=None, description="Up to 50 string keys (40 chars) with string values (500)."
     )
-    language: LegacyLanguage | None = Field(
-        default=None, description="Legacy calls only: en or es (default en)."
+    language: Language | None = Field(
+        default=None, description="Legacy calls only: en or es (default en).", examples=["en"]
     )
     returns: Returns | None = Field(default=None, description="Legacy calls only.")
     tools: Tools | None = Field(default=None, description="Legacy calls only.")
@@ -146,29 +148,21 @@ class CallCreate(RequestModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _fields_of_the_mode(cls, data: Any) -> Any:
-        """Each field belongs to one way of dispatching: say which, naming the field. Checked
-        before the fields' own rules, so a language valid for an agent is not judged as a
-        legacy one."""
-        if not isinstance(data, dict) or any(not isinstance(k, str) for k in data):
-            return data
-        with_agent = data.get("agent_id") is not None
-        for name in data:
-            if with_agent and (name in AGENT_FIELDS or name in LEGACY_ONLY):
-                if name in LEGACY_ONLY:
+    def _agent_only(cls, data: Any) -> Any:
+        """``persona`` and ``voice`` are set on an agent, never per call: say so rather than
+        call them unknown. (Which fields each way of dispatching takes is checked by the
+        service, once the agent is known: see service.check_fields.)"""
+        if isinstance(data, dict):
+            for name in ("persona", "voice"):
+                if name in data:
                     raise ValueError(
-                        f"{name} is for calls without agent_id; with an agent, send instructions"
+                        f"{name} belongs to the agent and cannot be set per call"
+                        + (
+                            "; change the agent instead"
+                            if data.get("agent_id") is not None
+                            else ": dispatch from an agent (agent_id) that has it"
+                        )
                     )
-                raise ValueError(
-                    f"{name} belongs to the agent and cannot be set per call when agent_id "
-                    "is given; change the agent instead"
-                )
-            if not with_agent and name in AGENT_ONLY:
-                raise ValueError(
-                    f"{name} needs agent_id; a call without an agent takes prompt instead"
-                    if name == "instructions"
-                    else f"{name} needs agent_id: it is set on the agent"
-                )
         return data
 
 
@@ -198,20 +192,6 @@ class Advance(RequestModel):
     )
     error_code: ErrorCode | None = Field(default=None, description="With failed.")
     error_message: ShortText | None = Field(default=None, description="With failed.")
-
-    @model_validator(mode="after")
-    def _fields_of_the_status(self) -> Advance:
-        allowed = {
-            "answered_by": ("in_progress", "no_answer"),
-            "result": ("completed",),
-            "transcript": ("completed", "failed"),
-            "error_code": ("failed",),
-            "error_message": ("failed",),
-        }
-        for name, statuses in allowed.items():
-            if name in self.model_fields_set and self.status not in statuses:
-                raise ValueError(f"{name} can only be given with status {' or '.join(statuses)}")
-        return self
 
 
 class InboundCall(RequestModel):
@@ -282,5 +262,27 @@ class TranscriptSegment(BaseModel):
 
 
 class Transcript(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "call_id": CALL_ID_EXAMPLE,
+                    "segments": [
+                        {
+                            "sequence_no": 1,
+                            "role": "agent",
+                            "text": "Hi, this is your CallingBox agent. Confirm tomorrow's 10am "
+                            "appointment.",
+                            "started_at": TIMESTAMP_EXAMPLE,
+                            "ended_at": TIMESTAMP_EXAMPLE,
+                            "duration_ms": 1800,
+                            "source": "tts",
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
     call_id: uuid.UUID
     segments: list[TranscriptSegment]

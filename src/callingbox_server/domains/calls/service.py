@@ -65,6 +65,16 @@ async def _agent_call(
     agent = await repository.dispatch_agent(session, org_id, agent_id, body.from_number)
     if agent is None:
         raise NotFound(f"agent {agent_id} not found")
+    if body.prompt is not None:
+        raise InvalidRequest(
+            "prompt is for calls without agent_id; with an agent, send instructions"
+        )
+    for name in schemas.AGENT_FIELDS:
+        if getattr(body, name) is not None:
+            raise InvalidRequest(
+                f"{name} belongs to the agent and cannot be set per call when agent_id is "
+                "given; change the agent instead"
+            )
     if agent["type"] != "outbound":
         raise InvalidRequest(
             f"agent {agent_id} is an inbound agent; calls are dispatched from outbound agents"
@@ -91,6 +101,12 @@ async def _agent_call(
 async def _legacy_call(
     session: AsyncSession, org_id: uuid.UUID, body: schemas.CallCreate
 ) -> dict[str, Any]:
+    if body.instructions is not None:
+        raise InvalidRequest(
+            "instructions needs agent_id; a call without an agent takes prompt instead"
+        )
+    if body.language is not None and body.language not in schemas.LEGACY_LANGUAGES:
+        raise InvalidRequest("invalid field language: must be en or es")
     from_number = await repository.active_number(session, org_id, body.from_number)
     if from_number is None:
         if body.from_number is not None:

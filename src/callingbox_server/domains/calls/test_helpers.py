@@ -27,6 +27,14 @@ from callingbox_server.domains.calls.carriers.sandbox import (
 )
 from callingbox_server.domains.calls.lifecycle import NEXT, Move, is_legal
 
+# Which fields go with which status (checked after the call is found, before the move).
+_WITH_STATUS = {
+    "answered_by": ("in_progress", "no_answer"),
+    "result": ("completed",),
+    "transcript": ("completed", "failed"),
+    "error_code": ("failed",),
+    "error_message": ("failed",),
+}
 _JSON_TYPES = {"boolean": (bool,), "number": (int, float), "string": (str,)}
 _HANGUP_CAUSES = {
     "no_answer": "no_answer",
@@ -102,6 +110,9 @@ async def advance(
     carrier: Carrier,
 ) -> bytes:
     call = await service.locked(session, principal, call_id)
+    for name, statuses in _WITH_STATUS.items():
+        if getattr(body, name) is not None and body.status not in statuses:
+            raise InvalidRequest(f"{name} can only be given with status {' or '.join(statuses)}")
     if not is_legal(call.status, body.status):
         allowed = NEXT.get(call.status, ())
         then = f"; it can move to {', '.join(allowed)}" if allowed else ", which is final"
