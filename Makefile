@@ -21,7 +21,7 @@ BENCH_ARGS ?=
 LOCK_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run migrate test test-fast lint typecheck check format clean openapi lock bench bench-smoke
+.PHONY: help install run migrate test test-fast lint typecheck check format clean openapi lock bench bench-smoke bench-calls
 
 help:
 	@echo "make run        serve the API on http://127.0.0.1:8000 (embedded PostgreSQL in .callingbox/)"
@@ -30,6 +30,7 @@ help:
 	@echo "make check      what CI runs: ruff format --check, ruff check, mypy --strict, tests"
 	@echo "make bench      load-test the server against a raw asyncpg baseline (wrk; AGENTS=10000)"
 	@echo "make bench-smoke the benchmark in seconds, on tiny data; fails on any failed request"
+	@echo "make bench-calls calls: dispatch and end-to-end rates, lag at 100/s, a 10,000-call soak"
 	@echo "make migrate    apply the database migrations (CALLINGBOX_DATABASE_URL, or the embedded one)"
 	@echo "make format     rewrite the code with ruff format and ruff check --fix"
 	@echo "make openapi    regenerate openapi.json from the code (commit it with the change)"
@@ -84,6 +85,12 @@ bench: $(STAMP)
 
 bench-smoke: $(STAMP)
 	$(BIN)/python -m bench.run --smoke $(if $(AGENTS),--agents $(AGENTS)) $(BENCH_ARGS)
+	$(BIN)/python -m bench.calls --smoke
+
+# `make bench-calls CALLS_ARGS='--soak 2000 --rate 150'` (see bench/calls.py).
+CALLS_ARGS ?=
+bench-calls: $(STAMP)
+	$(BIN)/python -m bench.calls $(CALLS_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check .

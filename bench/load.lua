@@ -1,5 +1,5 @@
 -- wrk script for every benchmark scenario. The scenario is chosen by the environment:
---   BENCH_MODE   get_agent | list | list_deep | numbers | create | attach_detach | mixed
+--   BENCH_MODE   get_agent | list | list_deep | numbers | create | attach_detach | mixed | dispatch
 --   BENCH_DATA   a file of lines "<api key> <id> [<id>]" (what each mode needs, see below)
 -- Every response that is not 2xx is counted, and done() prints one line "BENCH_RESULT {json}".
 
@@ -85,6 +85,15 @@ builders.create = function()
   local body = '{"name":"Bench agent ' .. index .. "-" .. step .. '","type":"outbound",'
     .. '"instructions":"Confirm the appointment.","language":"en-US"}'
   return wrk.format("POST", "/v1/agents", headers(row[1], true), body)
+end
+
+-- POST /v1/calls from an outbound agent (rows: "<api key> <agent id>"), to a number the sandbox
+-- answers and completes.
+builders.dispatch = function()
+  local row = pick()
+  return wrk.format(
+    "POST", "/v1/calls", headers(row[1], true), '{"agent_id":"' .. row[2] .. '","to":"+14155550123"}'
+  )
 end
 
 -- The phase advances on responses, not requests: wrk calls request() once more than it sends

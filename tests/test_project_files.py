@@ -522,7 +522,7 @@ class TestReadme:
         works = readme[readme.index("## What works today") : readme.index("## Quick start")]
 
         assert readme.index("## What works today") < readme.index("## Quick start")
-        assert "**Not built yet**: calls, webhooks" in works
+        assert "**Not built yet**: webhook delivery" in works
 
 
 # The README's examples, run verbatim against a server of their own on a fresh database (they

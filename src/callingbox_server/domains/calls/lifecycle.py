@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
+from callingbox_server.core.models.calls import TERMINAL_STATUSES
 from callingbox_server.domains.calls.carriers.interface import CarrierEvent
 from callingbox_server.domains.events.types import CallEventType
 
@@ -17,7 +16,7 @@ NEXT: dict[str, tuple[str, ...]] = {
     "in_progress": ("completed", "failed"),
 }
 CANCELABLE = ("queued", "initiated", "ringing")
-TERMINAL = ("completed", "no_answer", "busy", "canceled", "failed")
+TERMINAL = TERMINAL_STATUSES
 # Upstream's catalog has no event for "initiated": that move writes none.
 EVENTS: dict[str, CallEventType] = {
     "queued": "call.queued",
@@ -48,13 +47,3 @@ class Move:
     @property
     def event_type(self) -> CallEventType | None:
         return EVENTS.get(self.event.status)
-
-    def transcript_json(self) -> str | None:
-        lines = self.event.transcript
-        if lines is None:
-            return None
-        return json.dumps([{"role": role, "text": text} for role, text in lines])
-
-    def result_json(self) -> str | None:
-        result: dict[str, Any] | None = self.event.result
-        return None if result is None else json.dumps(result, separators=(",", ":"))

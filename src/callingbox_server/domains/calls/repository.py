@@ -237,7 +237,7 @@ _INSERT = compiled(
 )
 
 
-def _json(value: Any) -> str | None:
+def json_text(value: Any) -> str | None:
     """JSON text as CompactJSON stores it (pydantic's serialization, so reads match schemas)."""
     return None if value is None else pydantic_core.to_json(value).decode()
 
@@ -247,8 +247,8 @@ async def insert_call(session: AsyncSession, values: Mapping[str, Any]) -> bytes
     step (None: it has none of its own)."""
     params = {
         **values,
-        **{name: _json(values[name]) for name in ("context", "returns", "result", "tools")},
-        "metadata": _json(values["metadata"]),
+        **{name: json_text(values[name]) for name in ("context", "returns", "result", "tools")},
+        "metadata": json_text(values["metadata"]),
     }
     rows = await driver_fetch(session, _INSERT, params)
     body: bytes = rows[0]["body"]

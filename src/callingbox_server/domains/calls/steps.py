@@ -14,7 +14,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import asyncpg
-import pydantic_core
 
 from callingbox_server.core.db.driver import DriverStatement
 from callingbox_server.domains.calls.lifecycle import TERMINAL, Move
@@ -22,6 +21,7 @@ from callingbox_server.domains.calls.repository import (
     STATE_COLUMNS,
     compiled,
     event_rows,
+    json_text,
     wire_sql,
 )
 
@@ -109,10 +109,6 @@ APPLY = compiled(
 )
 
 
-def _json(value: Any) -> str | None:
-    return None if value is None else pydantic_core.to_json(value).decode()
-
-
 def apply_params(moves: Sequence[Move], rate_milli_cents: int) -> dict[str, Any]:
     """The batch as one array per column (what ``APPLY`` unnests)."""
     events = [move.event for move in moves]
@@ -125,13 +121,13 @@ def apply_params(moves: Sequence[Move], rate_milli_cents: int) -> dict[str, Any]
         "error_codes": [event.error_code for event in events],
         "error_messages": [event.error_message for event in events],
         "hangup_causes": [event.hangup_cause for event in events],
-        "results": [_json(event.result) for event in events],
+        "results": [json_text(event.result) for event in events],
         "result_statuses": [event.result_status for event in events],
         "result_errors": [event.result_error for event in events],
         "transcripts": [
             None
             if event.transcript is None
-            else _json([{"role": role, "text": line} for role, line in event.transcript])
+            else json_text([{"role": role, "text": line} for role, line in event.transcript])
             for event in events
         ],
         "next_in": [event.next_in for event in events],
