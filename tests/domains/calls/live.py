@@ -23,7 +23,8 @@ def client(base_url: str, key: str) -> httpx.AsyncClient:
         base_url=base_url,
         headers={"Authorization": f"Bearer {key}"},
         timeout=httpx.Timeout(30.0),
-        limits=httpx.Limits(max_connections=50),
+        # Below uvicorn's keep-alive timeout (5 s): never reuse a connection the server is closing.
+        limits=httpx.Limits(max_connections=50, keepalive_expiry=2.0),
     )
 
 
