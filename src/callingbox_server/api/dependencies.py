@@ -22,7 +22,7 @@ from callingbox_server.core.errors import (
     UnsupportedMediaType,
 )
 from callingbox_server.core.preconditions import IF_MATCH_PATTERN, IfMatch
-from callingbox_server.core.principal import Principal
+from callingbox_server.core.principal import Caller, Principal, known_orgs
 from callingbox_server.domains.keys import repository as keys_repository
 from callingbox_server.domains.keys.service import hash_key
 
@@ -51,26 +51,48 @@ bearer_scheme = HTTPBearer(
 )
 
 
-async def authenticate(
+async def identify(
     request: Request,
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
-) -> Principal:
+) -> Caller:
+    """The caller, with its org's share of requests taken. A key whose org this process has
+    seen is checked by the read itself, in the same statement (``Caller.principal`` is None);
+    any other key is checked here first."""
     # Every failure raises the same error: callers learn nothing about why a key was refused.
     # The lookup is by HMAC through a unique index, so no comparison ever runs on the secret.
     if credentials is None or not _KEY_SHAPE.fullmatch(credentials.credentials):
         raise Unauthorized()
     digest = hash_key(request.app.state.key_hash_secret, credentials.credentials)
-    found = await keys_repository.find_usable(session, digest)
-    if found is None:
-        raise Unauthorized()
-    key_id, org_id, mode = found
+    principal = None
+    org_id = known_orgs.get(digest)
+    if org_id is None:
+        principal = await _find_principal(session, digest)
+        org_id = principal.org_id
     request.state.org_id = org_id  # for the request's log line
     # The org's share of requests at once; waiting for it gives the connection back first,
     # and the middleware hands the slot on when the response has gone out.
     await request.app.state.fair_share.acquire(org_id, session.commit)
     request.state.fair_share_org = org_id
+    return Caller(digest, principal)
+
+
+async def _find_principal(session: AsyncSession, digest: bytes) -> Principal:
+    found = await keys_repository.find_usable(session, digest)
+    if found is None:
+        raise Unauthorized()
+    key_id, org_id, mode = found
     return Principal(key_id=key_id, org_id=org_id, mode=mode)
+
+
+CallerDep = Annotated[Caller, Depends(identify)]
+
+
+async def authenticate(session: SessionDep, caller: CallerDep) -> Principal:
+    """The caller, its key checked (now, unless ``identify`` had to)."""
+    if caller.principal is not None:
+        return caller.principal
+    return await _find_principal(session, caller.key_hash)
 
 
 PrincipalDep = Annotated[Principal, Depends(authenticate)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import uuid
 
 import httpx
 import pytest
@@ -10,7 +11,10 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from callingbox_server.core.principal import MAX_KNOWN_KEYS, KnownOrgs, known_orgs
 from callingbox_server.domains.keys import repository as keys_repository
+from callingbox_server.domains.keys.service import hash_key
+from tests.fixtures.database import HASH_SECRET
 from tests.fixtures.keys import create_key
 from tests.fixtures.numbers import phone
 from tests.fixtures.tenants import Tenant
@@ -259,3 +263,65 @@ class TestEveryEndpointRequiresAuth:
         headers = {"X-Request-Id": REQUEST_ID, "Content-Type": "text/plain"}
         r = await client.request(method, path, content=b"{not json", headers=headers)
         assert_unauthorized(r)
+
+
+class TestKeyCheckedWithTheRead:
+    """GET /v1/agents/{id} checks a key whose org is known in the same statement as the read."""
+
+    async def test_a_key_revoked_after_use_is_refused_and_forgotten(
+        self, client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
+    ) -> None:
+        created = await create_key(sessionmaker)
+        headers = {"Authorization": f"Bearer {created.secret}", "X-Request-Id": REQUEST_ID}
+        made = await client.post(
+            "/v1/agents", json={"name": "a", "type": "inbound"}, headers=headers
+        )
+        assert made.status_code == 201, made.text
+        path = f"/v1/agents/{made.json()['id']}"
+        digest = hash_key(HASH_SECRET.encode(), created.secret)
+        assert known_orgs.get(digest) == created.org_id
+        assert (await client.get(path, headers=headers)).content == made.content
+        async with sessionmaker() as session:
+            assert await keys_repository.revoke_key(session, created.id)
+            await session.commit()
+        assert_unauthorized(await client.get(path, headers=headers))
+        assert known_orgs.get(digest) is None
+        assert_unauthorized(await client.get(path, headers=headers))  # now refused up front
+
+    async def test_a_key_expired_after_use_is_refused(
+        self, client: httpx.AsyncClient, sessionmaker: async_sessionmaker[AsyncSession]
+    ) -> None:
+        created = await create_key(sessionmaker, expires_in_days=1)
+        headers = {"Authorization": f"Bearer {created.secret}", "X-Request-Id": REQUEST_ID}
+        path = f"/v1/agents/{ANY_ID}"
+        assert (await client.get(path, headers=headers)).status_code == 404
+        async with sessionmaker() as session:
+            await session.execute(
+                text("UPDATE api_keys SET expires_at = now() - interval '1 day' WHERE id = :id"),
+                {"id": created.id},
+            )
+            await session.commit()
+        assert_unauthorized(await client.get(path, headers=headers))
+
+    async def test_a_missing_agent_is_404_for_a_known_key(self, tenant: Tenant) -> None:
+        for _ in range(2):  # the first request learns the key's org, the second reads with it
+            r = await tenant.client.get(f"/v1/agents/{ANY_ID}")
+            assert r.status_code == 404, r.text
+            assert r.json()["error"] == f"agent {ANY_ID} not found"
+
+
+class TestKnownOrgs:
+    def test_remember_get_forget(self) -> None:
+        orgs = KnownOrgs()
+        org_id = uuid.uuid4()
+        orgs.remember(b"k", org_id)
+        assert orgs.get(b"k") == org_id
+        orgs.forget(b"k")
+        assert orgs.get(b"k") is None
+        orgs.forget(b"k")  # forgetting an unknown key is fine
+
+    def test_bounded(self) -> None:
+        orgs = KnownOrgs()
+        for n in range(MAX_KNOWN_KEYS + 1):
+            orgs.remember(n.to_bytes(4), uuid.uuid4())
+        assert len(orgs) == 1

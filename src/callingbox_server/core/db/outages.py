@@ -62,7 +62,8 @@ class PoolWaitTimedOut(exc.TimeoutError):
         self.returned_while_waiting = returned_while_waiting
 
 
-def _note_failure() -> None:
+def note_failure() -> None:
+    """A connection failed (also called by driver reads, which bypass ``handle_error``)."""
     global _last_failure
     _last_failure = time.monotonic()
 
@@ -121,7 +122,7 @@ def discard_broken_connections(engine: AsyncEngine) -> None:
         try:
             return dialect.connect(*cargs, **cparams)
         except OSError as error:
-            _note_failure()
+            note_failure()
             # A timeout, a refusal, an unknown host, or a Unix socket file that is not there (the
             # embedded server is down): outside connecting, an OSError like the last may be a bug.
             raise DatabaseUnreachable(f"cannot connect to PostgreSQL: {error}") from error
@@ -136,7 +137,7 @@ def discard_broken_connections(engine: AsyncEngine) -> None:
     def invalidate_on_connection_failure(context: ExceptionContext) -> None:
         if not is_connection_failure(context.original_exception):
             return
-        _note_failure()
+        note_failure()
         context.is_disconnect = True
         connection = context.connection
         driver = None if connection is None or connection.invalidated else connection.connection

@@ -21,7 +21,9 @@ from callingbox_server.core.pagination import (
     keyset_direction,
     keyset_params,
 )
+from callingbox_server.core.principal import Principal
 from callingbox_server.domains.agents.schemas import Agent
+from callingbox_server.domains.keys import repository as keys_repository
 from callingbox_server.domains.numbers.repository import number_json
 
 A = models.Agent
@@ -73,7 +75,10 @@ def _select_bodies() -> Select[Any]:
 
 # Reads run on the driver (see driver_fetch): one statement each, so the agent and its numbers
 # come from one snapshot without a transaction around them.
-_VIEW_ONE = for_driver(org_scoped(_select_bodies(), A).where(A.id == bindparam("agent_id")))
+_ONE = org_scoped(_select_bodies(), A).where(A.id == bindparam("agent_id"))
+_VIEW_ONE = for_driver(_ONE)
+# The same, for the org of the caller's key, checked in the same statement.
+_VIEW_ONE_WITH_KEY = keys_repository.with_usable_key(_ONE)
 
 
 @lru_cache
@@ -94,6 +99,16 @@ async def get_body(session: AsyncSession, org_id: uuid.UUID, agent_id: uuid.UUID
     """The agent's wire JSON; None when the org has no such agent."""
     rows = await driver_fetch(session, _VIEW_ONE, {"org_id": org_id, "agent_id": agent_id})
     return rows[0]["body"] if rows else None
+
+
+async def get_body_with_key(
+    session: AsyncSession, key_hash: bytes, agent_id: uuid.UUID
+) -> tuple[Principal, bytes | None] | None:
+    """The caller and the agent's wire JSON (None when its org has no such agent); None when
+    the key is not usable."""
+    return await keys_repository.fetch_with_key(
+        session, _VIEW_ONE_WITH_KEY, key_hash, {"agent_id": agent_id}
+    )
 
 
 async def list_bodies(

@@ -9,11 +9,12 @@ from fastapi import APIRouter, Depends, Path, Query
 from starlette.responses import Response
 
 from callingbox_server.api.dependencies import (
+    CallerDep,
     IfMatchDep,
     PrincipalDep,
     SessionDep,
-    authenticate,
     check_query_parameters,
+    identify,
     parse_id,
     require_json,
 )
@@ -48,7 +49,7 @@ router = APIRouter(
     prefix="/v1/agents",
     tags=["agents"],
     dependencies=[
-        Depends(authenticate),
+        Depends(identify),
         Depends(check_query_parameters),
     ],
 )
@@ -90,9 +91,9 @@ async def create_agent(
 @router.get(
     "/{id}", summary="Get an agent", response_model=schemas.Agent, responses=object_responses(404)
 )
-async def get_agent(session: SessionDep, principal: PrincipalDep, agent_id: AgentId) -> Response:
+async def get_agent(session: SessionDep, caller: CallerDep, agent_id: AgentId) -> Response:
     """Retrieve an agent, archived or not."""
-    return representation(await service.get_agent(session, principal, agent_id))
+    return representation(await service.get_agent(session, caller, agent_id))
 
 
 @router.patch(

@@ -12,10 +12,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callingbox_server.core import models
-from callingbox_server.core.errors import AgentArchived, NotFound
+from callingbox_server.core.errors import AgentArchived, NotFound, Unauthorized
 from callingbox_server.core.pagination import resolve_cursor
 from callingbox_server.core.preconditions import IfMatch, require_match
-from callingbox_server.core.principal import Principal
+from callingbox_server.core.principal import Caller, Principal
 from callingbox_server.domains.agents import repository, schemas, views
 from callingbox_server.domains.bindings import service as bindings
 from callingbox_server.domains.numbers import repository as numbers_repository
@@ -73,8 +73,16 @@ def _stored(body: schemas.AgentFields, field: str) -> Any:
     return getattr(body, field)
 
 
-async def get_agent(session: AsyncSession, principal: Principal, agent_id: uuid.UUID) -> bytes:
-    return await _view(session, principal.org_id, agent_id)
+async def get_agent(session: AsyncSession, caller: Caller, agent_id: uuid.UUID) -> bytes:
+    if caller.principal is not None:
+        return await _view(session, caller.principal.org_id, agent_id)
+    found = await views.read_with_key(session, caller.key_hash, agent_id)
+    if found is None:
+        raise Unauthorized()
+    _, agent = found
+    if agent is None:
+        raise _not_found(agent_id)
+    return agent
 
 
 async def list_agents(

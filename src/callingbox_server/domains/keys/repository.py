@@ -8,22 +8,25 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import BindParameter, Select, bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.visitors import ExternallyTraversible, replacement_traverse
 
 from callingbox_server.core import models
-from callingbox_server.core.db.driver import driver_fetch, for_driver
+from callingbox_server.core.db.driver import DriverStatement, driver_fetch, for_driver
+from callingbox_server.core.db.scoping import ORG_ID
+from callingbox_server.core.principal import Principal, known_orgs
 
 _K = models.ApiKey.__table__.c
-_FIND_USABLE = for_driver(
-    select(_K.id, _K.org_id, _K.mode).where(
-        _K.key_hash == bindparam("key_hash"),
-        _K.revoked_at.is_(None),
-        or_(_K.expires_at.is_(None), _K.expires_at > func.now()),
-    )
+_USABLE = select(_K.id, _K.org_id, _K.mode).where(
+    _K.key_hash == bindparam("key_hash"),
+    _K.revoked_at.is_(None),
+    or_(_K.expires_at.is_(None), _K.expires_at > func.now()),
 )
+_FIND_USABLE = for_driver(_USABLE)
 
 
 async def find_usable(
@@ -35,7 +38,39 @@ async def find_usable(
     Every request runs it, so it goes to the driver directly (see db.driver_fetch).
     """
     rows = await driver_fetch(session, _FIND_USABLE, {"key_hash": key_hash})
-    return (rows[0]["id"], rows[0]["org_id"], rows[0]["mode"]) if rows else None
+    if not rows:
+        return None
+    known_orgs.remember(key_hash, rows[0]["org_id"])
+    return (rows[0]["id"], rows[0]["org_id"], rows[0]["mode"])
+
+
+def with_usable_key(value: Select[Any]) -> DriverStatement:
+    """``value`` (one column, at most one row, org-scoped on the ``org_id`` parameter) for the
+    org of the usable key with hash ``key_hash``, in one statement with the key check."""
+    key = _USABLE.subquery("k")
+
+    def org_of_key(element: ExternallyTraversible, **_: Any) -> ExternallyTraversible | None:
+        is_org = isinstance(element, BindParameter) and element.key == ORG_ID.key
+        return key.c.org_id if is_org else None
+
+    scoped = replacement_traverse(value, {}, org_of_key)
+    assert isinstance(scoped, Select)
+    return for_driver(
+        select(key.c.id, key.c.org_id, key.c.mode, scoped.scalar_subquery().label("value"))
+    )
+
+
+async def fetch_with_key(
+    session: AsyncSession, statement: DriverStatement, key_hash: bytes, params: dict[str, Any]
+) -> tuple[Principal, Any] | None:
+    """The caller and the value of ``statement`` (see ``with_usable_key``; None when nothing
+    was found); None when the key is not usable (it is forgotten: see ``known_orgs``)."""
+    rows = await driver_fetch(session, statement, {"key_hash": key_hash, **params})
+    if not rows:
+        known_orgs.forget(key_hash)
+        return None
+    row = rows[0]
+    return Principal(key_id=row["id"], org_id=row["org_id"], mode=row["mode"]), row["value"]
 
 
 async def get_or_create_org(session: AsyncSession, name: str) -> tuple[uuid.UUID, str, bool]:

@@ -13,8 +13,8 @@ from callingbox_server.api.dependencies import (
     IfMatchDep,
     PrincipalDep,
     SessionDep,
-    authenticate,
     check_query_parameters,
+    identify,
     parse_id,
     require_json,
 )
@@ -58,7 +58,7 @@ router = APIRouter(
     prefix="/v1/numbers",
     tags=["numbers"],
     dependencies=[
-        Depends(authenticate),
+        Depends(identify),
         Depends(check_query_parameters),
     ],
 )
