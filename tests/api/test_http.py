@@ -425,6 +425,10 @@ class TestOpenApi:
             ("post", "/v1/agents"),
             ("post", "/v1/agents/{id}/numbers"),
             ("post", "/v1/numbers/purchase"),
+            ("post", "/v1/calls"),
+            ("post", "/v1/calls/{id}/cancel"),
+            ("post", "/v1/test_helpers/calls/{id}/advance"),
+            ("post", "/v1/test_helpers/inbound_calls"),
         }
         for method, path in with_422:
             response = document["paths"][path][method]["responses"]["422"]
@@ -462,11 +466,13 @@ class TestOpenApi:
             for method, operation in item.items()
         ]
         v1 = [(p, m, o) for p, m, o in operations if p.startswith("/v1/")]
-        assert len(v1) == 13
+        assert len(v1) == 20
         for path, method, operation in v1:
             assert operation["security"] == [{name: []}], (method, path)
 
-    async def test_documents_every_section_three_endpoint(self, client: httpx.AsyncClient) -> None:
+    async def test_documents_every_endpoint_of_sections_three_to_five(
+        self, client: httpx.AsyncClient
+    ) -> None:
         document = await self.fetch(client)
         documented = {
             (method.upper(), path)
@@ -488,6 +494,13 @@ class TestOpenApi:
             ("GET", "/v1/numbers/available"),
             ("POST", "/v1/numbers/purchase"),
             ("DELETE", "/v1/numbers/{id}"),
+            ("GET", "/v1/calls"),
+            ("POST", "/v1/calls"),
+            ("GET", "/v1/calls/{id}"),
+            ("GET", "/v1/calls/{id}/transcript"),
+            ("POST", "/v1/calls/{id}/cancel"),
+            ("POST", "/v1/test_helpers/calls/{id}/advance"),
+            ("POST", "/v1/test_helpers/inbound_calls"),
         }
 
     async def test_documents_the_error_body(self, client: httpx.AsyncClient) -> None:

@@ -24,6 +24,7 @@ logger = logging.getLogger("callingbox_server.calls")
 BATCH = 500
 # A claimed step not applied within this long (its runner died) is due again.
 LEASE_SECONDS = 10.0
+LOCKED_RETRY_SECONDS = 0.05
 _LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -79,7 +80,9 @@ class CallSteps:
         if not claimed:
             (row,) = await steps.fetch(connection, steps.NEXT_DUE, {})
             seconds: float | None = row["seconds"]
-            return None if seconds is None else max(seconds, 0.0)
+            # Due but not claimable: another runner holds those calls; look again shortly
+            # rather than spin.
+            return None if seconds is None else max(seconds, LOCKED_RETRY_SECONDS)
         moves, idle = [], []
         for row in claimed:
             call = repository.state_of(row)
