@@ -45,6 +45,23 @@ _VALID_BUT_REFUSED: dict[str, re.Pattern[str]] = {
         f"{_NOT_ATTACHED}|{_TOOL_NAMES}|{_LANGUAGE}|{_JSON_CONTENT}"
     ),
     "PUT /v1/agents/{id}/primary-number": re.compile(_NOT_ATTACHED),
+    # Calls: the fields of each way of dispatching, and what the agent or org must have
+    # (API.md rules 11 and 12); the cursor rule as for every list.
+    "GET /v1/calls": re.compile(rf"{_BOTH_CURSORS}|{_NO_SUCH} call {_ID}"),
+    "POST /v1/calls": re.compile(
+        "(language|returns|tools|voicemail_action) belongs to the agent and cannot be set per "
+        "call when agent_id is given; change the agent instead"
+        "|prompt is for calls without agent_id; with an agent, send instructions"
+        "|instructions needs agent_id; a call without an agent takes prompt instead"
+        "|invalid field language: must be en or es"
+        "|your organization has no active number to call from: .*"
+        r"|invalid field from_number: \+[0-9]+ is not an active number of your organization"
+        f"|{_TOOL_NAMES}|{_LANGUAGE}|{_JSON_CONTENT}"
+    ),
+    # The fields that go with the status asked for, and a result within the call's returns.
+    "POST /v1/test_helpers/calls/{id}/advance": re.compile(
+        r"\w+ can only be given with status .*|invalid field result(\.\w+)?: .*"
+    ),
     # Only numbers the provider offers can be bought (API.md rule 9); E.164 is all a schema can say.
     "POST /v1/numbers/purchase": re.compile(
         r"phone number \+[0-9]+ is not offered by the provider"

@@ -82,10 +82,12 @@ async def wait_terminal(
 
 
 async def wait_status(
-    http: httpx.AsyncClient, call_id: str, status: str, within: float = 10
-) -> None:
+    http: httpx.AsyncClient, call_id: str, *statuses: str, within: float = 10
+) -> str:
+    """Poll until the call is in one of ``statuses`` (bounded); returns that status."""
     deadline = time.monotonic() + within
-    while (current := (await http.get(f"/v1/calls/{call_id}")).json()["status"]) != status:
+    while (current := (await http.get(f"/v1/calls/{call_id}")).json()["status"]) not in statuses:
         if time.monotonic() > deadline:
-            raise AssertionError(f"call {call_id} is {current}, not {status}, after {within}s")
+            raise AssertionError(f"call {call_id} is {current}, not {statuses}, after {within}s")
         await asyncio.sleep(0.02)
+    return current

@@ -102,7 +102,7 @@ async def get_transcript(session: SessionDep, principal: PrincipalDep, call_id: 
     "/{id}/cancel",
     summary="Cancel a call",
     response_model=schemas.Call,
-    responses=object_responses(*IDEMPOTENT_ERRORS, 404),
+    responses=object_responses(400, *IDEMPOTENT_ERRORS, 404),
 )
 async def cancel_call(
     session: SessionDep,
