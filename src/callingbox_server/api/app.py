@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     metrics = Metrics() if settings.metrics_enabled else None
     if metrics is not None:
         metrics.observe_pool(engine)
-    worker = Worker(engine) if settings.serve_runs_worker else None
+    worker = Worker(engine, settings, metrics) if settings.serve_runs_worker else None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -70,6 +70,18 @@ class Settings(BaseSettings):
         default=True,
         description="Run the background worker inside serve; false when workers run apart.",
     )
+    worker_poll_interval: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="Seconds between the worker's looks for due work when no NOTIFY woke it.",
+    )
+    worker_pool_size: int = Field(
+        default=4,
+        ge=1,
+        le=100,
+        description="Database connections of each kind of due work (calls, webhooks) per process.",
+    )
     # Webhooks: every retry delay is multiplied by the scale (tests run the schedule in
     # seconds); private destinations are allowed by default only on the embedded database.
     webhook_retry_scale: float = Field(default=1.0, ge=0, le=1)

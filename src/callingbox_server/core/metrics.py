@@ -92,6 +92,8 @@ class Metrics:
             target = self.registry
             for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
                 self.registry.register(collector)
+        # Where a domain's own metrics register (``Counter(..., registry=metrics.target)``).
+        self.target = target
         self.requests = Counter(
             "callingbox_http_requests",
             "HTTP requests answered, by method, route template and status.",

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -103,7 +103,7 @@ WHERE id = ANY($1::uuid[]) AND lease_token = $2
 PENDING = "SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'"
 
 
-Connection = asyncpg.Connection[Any] | PoolConnectionProxy[Any]
+Connection: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,136 @@
+"""Webhook delivery needs committed rows (the runner reads them on connections of its own): an
+app on the real engine, orgs committed through the real key path, and the runner in-process on
+the real due-work loop (worker/queue.py), with a tiny retry scale."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, suppress
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
+from callingbox_server.api.app import create_app
+from callingbox_server.core.config import Settings
+from callingbox_server.domains.events import repository as events
+from callingbox_server.domains.events.types import EventType
+from callingbox_server.domains.webhooks.tasks import WebhookWork
+from callingbox_server.worker.queue import QueueRunner
+from tests.fixtures.database import HASH_SECRET, asyncpg_dsn
+from tests.fixtures.keys import create_key
+from tests.fixtures.tenants import Tenant
+
+SCALE = 0.0005  # the whole schedule (about 36 h) in about a minute; its first steps in ms
+
+
+@pytest.fixture(scope="session")
+def committed_app(database_url: str) -> Iterator[FastAPI]:
+    settings = Settings(
+        database_url=database_url,
+        key_hash_secret=HASH_SECRET,
+        serve_runs_worker=False,
+        webhook_allow_private=True,
+    )
+    yield create_app(settings)
+
+
+@pytest.fixture
+async def org(committed_app: FastAPI, engine: AsyncEngine) -> AsyncIterator[Tenant]:
+    """A committed org, and a client of the app whose every request commits."""
+    created = await create_key(async_sessionmaker(engine))
+    client = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=committed_app),
+        base_url="http://testserver",
+        headers={"Authorization": f"Bearer {created.secret}"},
+    )
+    async with client:
+        yield Tenant(created.org_id, created.id, created.secret, client)
+    await _settle(engine, created.org_id)
+
+
+async def _settle(engine: AsyncEngine, org_id: uuid.UUID) -> None:
+    """What a test leaves pending is not attempted by later tests' runners."""
+    async with engine.begin() as connection:
+        await connection.exec_driver_sql(
+            "UPDATE webhook_deliveries SET status = 'exhausted', next_attempt_at = NULL "
+            f"WHERE status = 'pending' AND org_id = '{org_id}'"
+        )
+
+
+@pytest.fixture
+def dsn(database_url: str) -> str:
+    return asyncpg_dsn(database_url)
+
+
+@asynccontextmanager
+async def running(dsn: str, *works: WebhookWork, poll_interval: float = 1.0) -> AsyncIterator[None]:
+    runner = QueueRunner(dsn, works, pool_size=4, poll_interval=poll_interval, connect_timeout=5)
+    task = asyncio.create_task(runner.run())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+
+
+def webhook_work(**options: Any) -> WebhookWork:
+    return WebhookWork(retry_scale=options.pop("retry_scale", SCALE), allow_private=True, **options)
+
+
+@pytest.fixture
+async def runner(dsn: str) -> AsyncIterator[WebhookWork]:
+    """The webhook runner, running for the test."""
+    work = webhook_work()
+    async with running(dsn, work):
+        yield work
+
+
+async def create_endpoint(tenant: Tenant, url: str, **fields: Any) -> dict[str, Any]:
+    r = await tenant.client.post("/v1/webhook_endpoints", json={"url": url, **fields})
+    assert r.status_code == 201, r.text
+    endpoint: dict[str, Any] = r.json()
+    return endpoint
+
+
+async def record_event(
+    engine: AsyncEngine,
+    org_id: uuid.UUID,
+    type: EventType,
+    data: dict[str, Any],
+    call_id: uuid.UUID | None = None,
+) -> uuid.UUID:
+    """An event committed as a domain writes it (the transactional outbox)."""
+    async with async_sessionmaker(engine)() as session, session.begin():
+        return await events.record(session, org_id=org_id, type=type, data=data, call_id=call_id)
+
+
+async def fetch(dsn: str, statement: str, *args: object) -> list[asyncpg.Record]:
+    connection = await asyncpg.connect(dsn)
+    try:
+        return await connection.fetch(statement, *args)
+    finally:
+        await connection.close()
+
+
+async def wait_until(check: Any, timeout: float = 15.0) -> Any:
+    """Poll ``check`` (an async callable) until it returns something truthy; bounded."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not true after {timeout}s: {value!r}")
+        await asyncio.sleep(0.02)
+
+
+def loads(body: bytes) -> Any:
+    return json.loads(body)
