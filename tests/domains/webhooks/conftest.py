@@ -5,9 +5,8 @@ the real due-work loop (worker/queue.py), with a tiny retry scale."""
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
@@ -15,6 +14,7 @@ import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from callingbox_server.api.app import create_app
@@ -31,14 +31,16 @@ SCALE = 0.0005  # the whole schedule (about 36 h) in about a minute; its first s
 
 
 @pytest.fixture(scope="session")
-def committed_app(database_url: str) -> Iterator[FastAPI]:
+async def committed_app(database_url: str) -> AsyncIterator[FastAPI]:
     settings = Settings(
         database_url=database_url,
         key_hash_secret=HASH_SECRET,
         serve_runs_worker=False,
         webhook_allow_private=True,
     )
-    yield create_app(settings)
+    app = create_app(settings)
+    yield app
+    await app.state.engine.dispose()
 
 
 @pytest.fixture
@@ -58,9 +60,12 @@ async def org(committed_app: FastAPI, engine: AsyncEngine) -> AsyncIterator[Tena
 async def _settle(engine: AsyncEngine, org_id: uuid.UUID) -> None:
     """What a test leaves pending is not attempted by later tests' runners."""
     async with engine.begin() as connection:
-        await connection.exec_driver_sql(
-            "UPDATE webhook_deliveries SET status = 'exhausted', next_attempt_at = NULL "
-            f"WHERE status = 'pending' AND org_id = '{org_id}'"
+        await connection.execute(
+            text(
+                "UPDATE webhook_deliveries SET status = 'exhausted', next_attempt_at = NULL "
+                "WHERE status = 'pending' AND org_id = :org_id"
+            ),
+            {"org_id": org_id},
         )
 
 
@@ -120,17 +125,20 @@ async def fetch(dsn: str, statement: str, *args: object) -> list[asyncpg.Record]
         await connection.close()
 
 
-async def wait_until(check: Any, timeout: float = 15.0) -> Any:
+async def wait_until(check: Any, within: float = 15.0) -> Any:
     """Poll ``check`` (an async callable) until it returns something truthy; bounded."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + within
     while True:
         value = await check()
         if value:
             return value
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"not true after {timeout}s: {value!r}")
+            raise AssertionError(f"not true after {within}s: {value!r}")
         await asyncio.sleep(0.02)
 
 
-def loads(body: bytes) -> Any:
-    return json.loads(body)
+async def org_secret(engine: AsyncEngine, org_id: uuid.UUID) -> str:
+    async with engine.connect() as connection:
+        statement = text("SELECT secret FROM org_signing_secrets WHERE org_id = :org_id")
+        secret: str = (await connection.execute(statement, {"org_id": org_id})).scalar_one()
+        return secret

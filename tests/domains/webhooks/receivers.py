@@ -90,14 +90,14 @@ class Receiver:
         self.port = self.server.server_address[1]
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    async def wait_for(self, count: int, timeout: float = WAIT_SECONDS) -> list[Received]:
+    async def wait_for(self, count: int, within: float = WAIT_SECONDS) -> list[Received]:
         """The first ``count`` requests, once they have arrived (fails after ``timeout``).
         Polls without blocking: the runner under test may share this event loop."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         while len(self.received) < count:
             if time.monotonic() > deadline:
                 raise AssertionError(
-                    f"{len(self.received)} of {count} requests arrived in {timeout}s"
+                    f"{len(self.received)} of {count} requests arrived in {within}s"
                 )
             await asyncio.sleep(0.01)
         with self._lock:

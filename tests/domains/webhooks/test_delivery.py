@@ -11,18 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callingbox_server.domains.webhooks.tasks import WebhookWork
 from tests.domains.webhooks.calls import OUTCOMES, call
-from tests.domains.webhooks.conftest import create_endpoint, record_event
+from tests.domains.webhooks.conftest import create_endpoint, org_secret, record_event
 from tests.domains.webhooks.receivers import Received, receiving, types_of, verify_signature
 from tests.fixtures.tenants import Tenant
-
-
-async def org_secret(org: Tenant, engine: AsyncEngine) -> str:
-    async with engine.connect() as connection:
-        result = await connection.exec_driver_sql(
-            f"SELECT secret FROM org_signing_secrets WHERE org_id = '{org.org_id}'"
-        )
-        secret: str = result.scalar_one()
-        return secret
 
 
 def check_delivery(received: Received, secret: str, call_id: uuid.UUID) -> None:
@@ -76,7 +67,7 @@ class TestCallEvents:
             assert sorted(types_of(got_inline)) == sorted(sequence)
             assert sorted(types_of(got_every)) == sorted(sequence)
             assert types_of(got_terminal) == [sequence[-1]]
-            secret = await org_secret(org, engine)
+            secret = await org_secret(engine, org.org_id)
             for received in got_inline:
                 check_delivery(received, secret, call_id)
             for received in got_every:

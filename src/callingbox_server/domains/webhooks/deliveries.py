@@ -199,11 +199,11 @@ FOR UPDATE OF d
 """
 UPDATE_DELIVERY = """
 UPDATE webhook_deliveries
-SET status = $2, attempt_count = $3, automatic_failures = $4, next_trigger = $5,
+SET status = $2::text, attempt_count = $3, automatic_failures = $4, next_trigger = $5::text,
     next_attempt_at = CASE WHEN $6::float8 IS NULL THEN NULL
                            ELSE statement_timestamp() + make_interval(secs => $6) END,
     last_error = $7, last_response_status = $8,
-    delivered_at = CASE WHEN $2 = 'delivered' THEN statement_timestamp() END,
+    delivered_at = CASE WHEN $2::text = 'delivered' THEN statement_timestamp() END,
     lease_token = NULL, updated_at = statement_timestamp()
 WHERE id = $1
 """

@@ -263,11 +263,11 @@ async def resume_deliveries(
 
 
 async def stop_deliveries(session: AsyncSession, org_id: uuid.UUID, endpoint_id: uuid.UUID) -> None:
-    """An endpoint deleted: its pending deliveries end, never to be sent (one in flight ends
-    when its attempt is recorded)."""
+    """An endpoint deleted: its pending deliveries end, never to be sent again. One in flight
+    ends too: its runner records the attempt and keeps it ended (unless it succeeded)."""
     await session.execute(
         org_scoped(update(D), D, org_id)
-        .where(D.endpoint_id == endpoint_id, D.status == "pending", _AT_REST)
+        .where(D.endpoint_id == endpoint_id, D.status == "pending")
         .values(
             status="exhausted",
             next_attempt_at=None,

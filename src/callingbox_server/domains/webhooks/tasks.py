@@ -65,7 +65,7 @@ def decide(claimed: Claimed, outcome: Outcome, state: asyncpg.Record, *, scale: 
         return Recorded("delivered", None, failures, "automatic")
     if automatic:
         failures += 1
-    if state["endpoint_deleted"]:
+    if state["endpoint_deleted"] or state["status"] == "exhausted":  # deleted meanwhile
         return Recorded("exhausted", None, failures, "automatic")
     # A redeliver asked for while this automatic attempt ran: the manual one comes next, now.
     if automatic and state["next_trigger"] == "manual":
@@ -215,6 +215,9 @@ class WebhookWork:
                 None if outcome.body is None else outcome.body.replace("\x00", ""),
                 outcome.error,
             )
+            if recorded.next_in is not None:
+                # The loop planned its next look before this retry's due time was known.
+                await connection.execute(deliveries.WAKE)
             await self._record_endpoint(connection, claimed, recorded, state)
             if claimed.endpoint_id is None and claimed.call_id is not None:
                 await self._record_inline(connection, claimed, recorded, outcome)
