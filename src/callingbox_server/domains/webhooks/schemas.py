@@ -123,6 +123,10 @@ class WebhookEndpointCreate(RequestModel):
 class WebhookEndpointUpdate(RequestModel):
     """Only the fields present change; ``description`` may be null (cleared), the rest not."""
 
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"status": "enabled"}, {"enabled_events": ["*"]}]}
+    )
+
     url: Annotated[Url | None, BeforeValidator(_given)] = None
     description: Description | None = None
     enabled_events: Annotated[EnabledEvents | None, BeforeValidator(_given)] = None
