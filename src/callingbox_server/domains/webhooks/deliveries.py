@@ -234,6 +234,34 @@ UPDATE webhook_deliveries SET next_attempt_at = NULL, updated_at = statement_tim
 WHERE endpoint_id = $1 AND status = 'pending'
   AND (lease_token IS NULL OR next_attempt_at <= statement_timestamp())
 """
+# The common case in one statement (one round trip, its own transaction): an endpoint's
+# delivery succeeded. A redeliver asked for meanwhile leaves it pending, due now, manual.
+RECORD_SUCCESS = """
+WITH held AS (
+    SELECT id, next_trigger = 'manual' AND $3::text = 'automatic' AS again
+    FROM webhook_deliveries
+    WHERE id = $1 AND lease_token = $2
+    FOR UPDATE
+), delivery AS (
+    UPDATE webhook_deliveries d
+    SET status = CASE WHEN held.again THEN 'pending' ELSE 'delivered' END,
+        next_trigger = CASE WHEN held.again THEN 'manual' ELSE 'automatic' END,
+        next_attempt_at = CASE WHEN held.again THEN statement_timestamp() END,
+        delivered_at = statement_timestamp(), attempt_count = $4, last_error = NULL,
+        last_response_status = $5, lease_token = NULL, updated_at = statement_timestamp()
+    FROM held WHERE d.id = held.id
+    RETURNING d.id, d.org_id, d.endpoint_id, d.status, d.automatic_failures, d.next_trigger
+), attempt AS (
+    INSERT INTO webhook_attempts (id, org_id, delivery_id, attempt_number, trigger, started_at,
+                                  duration_ms, response_status, response_body, error)
+    SELECT gen_random_uuid(), org_id, id, $4, $3::text, $6, $7, $5, $8, NULL FROM delivery
+), endpoint AS (
+    UPDATE webhook_endpoints w
+    SET consecutive_failures = 0, updated_at = statement_timestamp()
+    FROM delivery WHERE w.id = delivery.endpoint_id AND w.consecutive_failures <> 0
+)
+SELECT status, automatic_failures, next_trigger FROM delivery
+"""
 WAKE = f"SELECT pg_notify('{CHANNEL}', '')"
 
 

@@ -77,6 +77,11 @@ def decide(claimed: Claimed, outcome: Outcome, state: asyncpg.Record, *, scale: 
     return Recorded("pending", None if paused else delay, failures, "automatic")
 
 
+def _text(body: str | None) -> str | None:
+    """A response body as PostgreSQL text can hold it (no NUL)."""
+    return None if body is None else body.replace("\x00", "")
+
+
 class WebhookWork:
     """The DueWork "webhooks": woken by committed events and by the API (redeliver, enable)."""
 
@@ -187,6 +192,23 @@ class WebhookWork:
     async def _record(
         self, db: asyncpg.Pool, claimed: Claimed, outcome: Outcome
     ) -> Recorded | None:
+        if outcome.ok and claimed.endpoint_id is not None:
+            row = await db.fetchrow(
+                deliveries.RECORD_SUCCESS,
+                claimed.id,
+                claimed.token,
+                claimed.trigger,
+                claimed.attempt_number,
+                outcome.status,
+                outcome.started_at,
+                outcome.duration_ms,
+                _text(outcome.body),
+            )
+            if row is None:
+                return None
+            if row["status"] == "pending":
+                await db.execute(deliveries.WAKE)
+            return Recorded(row["status"], None, row["automatic_failures"], row["next_trigger"])
         async with db.acquire() as connection, connection.transaction():
             state = await deliveries.lock_held(connection, claimed)
             if state is None:
@@ -212,7 +234,7 @@ class WebhookWork:
                 outcome.started_at,
                 outcome.duration_ms,
                 outcome.status,
-                None if outcome.body is None else outcome.body.replace("\x00", ""),
+                _text(outcome.body),
                 outcome.error,
             )
             if recorded.next_in is not None:
