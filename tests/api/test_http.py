@@ -425,6 +425,9 @@ class TestOpenApi:
             ("post", "/v1/agents"),
             ("post", "/v1/agents/{id}/numbers"),
             ("post", "/v1/numbers/purchase"),
+            ("post", "/v1/webhook_endpoints"),
+            ("post", "/v1/webhook_endpoints/{id}/rotate_secret"),
+            ("post", "/v1/webhook_deliveries/{id}/redeliver"),
         }
         for method, path in with_422:
             response = document["paths"][path][method]["responses"]["422"]
@@ -462,7 +465,7 @@ class TestOpenApi:
             for method, operation in item.items()
         ]
         v1 = [(p, m, o) for p, m, o in operations if p.startswith("/v1/")]
-        assert len(v1) == 13
+        assert len(v1) == 23
         for path, method, operation in v1:
             assert operation["security"] == [{name: []}], (method, path)
 
@@ -488,6 +491,17 @@ class TestOpenApi:
             ("GET", "/v1/numbers/available"),
             ("POST", "/v1/numbers/purchase"),
             ("DELETE", "/v1/numbers/{id}"),
+            # Section 6: webhooks.
+            ("GET", "/v1/webhook_endpoints"),
+            ("POST", "/v1/webhook_endpoints"),
+            ("GET", "/v1/webhook_endpoints/{id}"),
+            ("PATCH", "/v1/webhook_endpoints/{id}"),
+            ("DELETE", "/v1/webhook_endpoints/{id}"),
+            ("POST", "/v1/webhook_endpoints/{id}/rotate_secret"),
+            ("GET", "/v1/webhook_deliveries"),
+            ("GET", "/v1/webhook_deliveries/{id}"),
+            ("POST", "/v1/webhook_deliveries/{id}/redeliver"),
+            ("GET", "/v1/webhook_deliveries/{id}/attempts"),
         }
 
     async def test_documents_the_error_body(self, client: httpx.AsyncClient) -> None:

@@ -52,6 +52,17 @@ BODIES: dict[str, dict[str, Any]] = {
     "AttachNumber": {"number_id": str(uuid.uuid4()), "set_as_primary": True},
     "SetPrimaryNumber": {"number_id": str(uuid.uuid4())},
     "PurchaseRequest": {"phone_number": "+14155550100"},
+    "WebhookEndpointCreate": {
+        "url": "https://example.com/hook",
+        "description": "CRM",
+        "enabled_events": ["call.completed"],
+    },
+    "WebhookEndpointUpdate": {
+        "url": "https://example.com/hook",
+        "description": "CRM",
+        "enabled_events": ["*"],
+        "status": "enabled",
+    },
 }
 _PLAIN = object()  # walking the document alone, without a body
 

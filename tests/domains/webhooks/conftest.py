@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, suppress
 from typing import Any
 
@@ -15,7 +15,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from callingbox_server.api.app import create_app
 from callingbox_server.core.config import Settings
@@ -23,6 +23,7 @@ from callingbox_server.domains.events import repository as events
 from callingbox_server.domains.events.types import EventType
 from callingbox_server.domains.webhooks.tasks import WebhookWork
 from callingbox_server.worker.queue import QueueRunner
+from tests.fixtures import database
 from tests.fixtures.database import HASH_SECRET, asyncpg_dsn
 from tests.fixtures.keys import create_key
 from tests.fixtures.tenants import Tenant
@@ -31,9 +32,24 @@ SCALE = 0.0005  # the whole schedule (about 36 h) in about a minute; its first s
 
 
 @pytest.fixture(scope="session")
-async def committed_app(database_url: str) -> AsyncIterator[FastAPI]:
+def hooks_database_url() -> Iterator[str]:
+    """A database of these tests' own: a ``serve`` on the shared test database (the live
+    server) runs a webhook runner too, which would claim these tests' deliveries."""
+    with database.new_database(database.server_url(), "callingbox_webhooks") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def hooks_engine(hooks_database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(hooks_database_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def committed_app(hooks_database_url: str) -> AsyncIterator[FastAPI]:
     settings = Settings(
-        database_url=database_url,
+        database_url=hooks_database_url,
         key_hash_secret=HASH_SECRET,
         serve_runs_worker=False,
         webhook_allow_private=True,
@@ -43,9 +59,7 @@ async def committed_app(database_url: str) -> AsyncIterator[FastAPI]:
     await app.state.engine.dispose()
 
 
-@pytest.fixture
-async def org(committed_app: FastAPI, engine: AsyncEngine) -> AsyncIterator[Tenant]:
-    """A committed org, and a client of the app whose every request commits."""
+async def _committed_org(app: FastAPI, engine: AsyncEngine) -> AsyncIterator[Tenant]:
     created = await create_key(async_sessionmaker(engine))
     client = httpx.AsyncClient(
         transport=httpx.ASGITransport(app=committed_app),
@@ -55,6 +69,19 @@ async def org(committed_app: FastAPI, engine: AsyncEngine) -> AsyncIterator[Tena
     async with client:
         yield Tenant(created.org_id, created.id, created.secret, client)
     await _settle(engine, created.org_id)
+
+
+@pytest.fixture
+async def org(committed_app: FastAPI, hooks_engine: AsyncEngine) -> AsyncIterator[Tenant]:
+    """A committed org, and a client of the app whose every request commits."""
+    async for tenant in _committed_org(committed_app, hooks_engine):
+        yield tenant
+
+
+@pytest.fixture
+async def other_org(committed_app: FastAPI, hooks_engine: AsyncEngine) -> AsyncIterator[Tenant]:
+    async for tenant in _committed_org(committed_app, hooks_engine):
+        yield tenant
 
 
 async def _settle(engine: AsyncEngine, org_id: uuid.UUID) -> None:
@@ -70,8 +97,8 @@ async def _settle(engine: AsyncEngine, org_id: uuid.UUID) -> None:
 
 
 @pytest.fixture
-def dsn(database_url: str) -> str:
-    return asyncpg_dsn(database_url)
+def dsn(hooks_database_url: str) -> str:
+    return asyncpg_dsn(hooks_database_url)
 
 
 @asynccontextmanager

@@ -115,13 +115,13 @@ async def hooked(dsn: str) -> AsyncIterator[Outcomes]:
 
 class TestInlineOutcome:
     async def test_delivered_then_failed_when_exhausted(
-        self, org: Tenant, engine: AsyncEngine, hooked: Outcomes
+        self, org: Tenant, hooks_engine: AsyncEngine, hooked: Outcomes
     ) -> None:
         with receiving() as good, receiving(replies(500)) as bad:
             ok_call, bad_call = uuid.uuid4(), uuid.uuid4()
             for call_id, url in ((ok_call, good.url), (bad_call, bad.url)):
                 data = {"call": call(org.org_id, call_id, "call.completed", url)}
-                await record_event(engine, org.org_id, "call.completed", data, call_id)
+                await record_event(hooks_engine, org.org_id, "call.completed", data, call_id)
 
             await wait_until(lambda: _async(len(hooked.seen) == 2), within=20)
 
@@ -138,25 +138,25 @@ async def _async(value: Any) -> Any:
 
 class TestDeliveryTenancy:
     async def test_another_orgs_deliveries_are_not_found(
-        self, org: Tenant, engine: AsyncEngine, runner: WebhookWork, tenant: Tenant
+        self, org: Tenant, hooks_engine: AsyncEngine, runner: WebhookWork, other_org: Tenant
     ) -> None:
         with receiving() as receiver:
             await create_endpoint(org, receiver.url)
             call_id = uuid.uuid4()
             data = {"call": call(org.org_id, call_id, "call.queued", None)}
-            await record_event(engine, org.org_id, "call.queued", data, call_id)
+            await record_event(hooks_engine, org.org_id, "call.queued", data, call_id)
             (received,) = await receiver.wait_for(1)
             delivery_id = received.json()["id"]
 
             mine = await org.client.get(f"/v1/webhook_deliveries/{delivery_id}")
             assert mine.status_code == 200
             for method, suffix in (("GET", ""), ("POST", "/redeliver"), ("GET", "/attempts")):
-                r = await tenant.client.request(
+                r = await other_org.client.request(
                     method, f"/v1/webhook_deliveries/{delivery_id}{suffix}"
                 )
                 assert r.status_code == 404
                 assert r.json()["error"] == f"webhook delivery {delivery_id} not found"
-            listed = await tenant.client.get(
+            listed = await other_org.client.get(
                 "/v1/webhook_deliveries", params={"call_id": str(call_id)}
             )
             assert listed.json() == {"data": [], "has_more": False}

@@ -41,7 +41,7 @@ def check_delivery(received: Received, secret: str, call_id: uuid.UUID) -> None:
 class TestCallEvents:
     @pytest.mark.parametrize("outcome", sorted(OUTCOMES))
     async def test_every_event_reaches_every_matching_destination(
-        self, org: Tenant, engine: AsyncEngine, runner: WebhookWork, outcome: str
+        self, org: Tenant, hooks_engine: AsyncEngine, runner: WebhookWork, outcome: str
     ) -> None:
         sequence = OUTCOMES[outcome]
         with (
@@ -58,7 +58,7 @@ class TestCallEvents:
             call_id = uuid.uuid4()
             for type_ in sequence:
                 data = {"call": call(org.org_id, call_id, type_, inline.url)}
-                await record_event(engine, org.org_id, type_, data, call_id)
+                await record_event(hooks_engine, org.org_id, type_, data, call_id)
 
             got_inline = await inline.wait_for(len(sequence))
             got_every = await every.wait_for(len(sequence))
@@ -67,7 +67,7 @@ class TestCallEvents:
             assert sorted(types_of(got_inline)) == sorted(sequence)
             assert sorted(types_of(got_every)) == sorted(sequence)
             assert types_of(got_terminal) == [sequence[-1]]
-            secret = await org_secret(engine, org.org_id)
+            secret = await org_secret(hooks_engine, org.org_id)
             for received in got_inline:
                 check_delivery(received, secret, call_id)
             for received in got_every:
@@ -80,14 +80,14 @@ class TestCallEvents:
             assert unrelated.received == []
 
     async def test_one_delivery_per_event_and_destination(
-        self, org: Tenant, engine: AsyncEngine, runner: WebhookWork
+        self, org: Tenant, hooks_engine: AsyncEngine, runner: WebhookWork
     ) -> None:
         with receiving() as inline, receiving() as first, receiving() as second:
             for receiver in (first, second, second):
                 await create_endpoint(org, receiver.url)
             call_id = uuid.uuid4()
             data = {"call": call(org.org_id, call_id, "call.completed", inline.url)}
-            await record_event(engine, org.org_id, "call.completed", data, call_id)
+            await record_event(hooks_engine, org.org_id, "call.completed", data, call_id)
 
             await first.wait_for(1)
             await second.wait_for(2)

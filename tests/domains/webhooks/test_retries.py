@@ -35,10 +35,12 @@ async def fast_runner(dsn: str) -> AsyncIterator[WebhookWork]:
         yield work
 
 
-async def send_event(org: Tenant, engine: AsyncEngine, type_: str = "call.completed") -> uuid.UUID:
+async def send_event(
+    org: Tenant, hooks_engine: AsyncEngine, type_: str = "call.completed"
+) -> uuid.UUID:
     call_id = uuid.uuid4()
     data = {"call": call(org.org_id, call_id, type_, None)}  # type: ignore[arg-type]
-    await record_event(engine, org.org_id, type_, data, call_id)  # type: ignore[arg-type]
+    await record_event(hooks_engine, org.org_id, type_, data, call_id)  # type: ignore[arg-type]
     return call_id
 
 
@@ -68,11 +70,11 @@ async def settled(org: Tenant, call_id: uuid.UUID, status: str) -> dict[str, Any
 
 class TestRetries:
     async def test_500_500_then_200_delivers_on_attempt_3(
-        self, org: Tenant, engine: AsyncEngine, runner: WebhookWork
+        self, org: Tenant, hooks_engine: AsyncEngine, runner: WebhookWork
     ) -> None:
         with receiving(replies(500, 500, 200)) as receiver:
             created = await create_endpoint(org, receiver.url)
-            call_id = await send_event(org, engine)
+            call_id = await send_event(org, hooks_engine)
             got = await receiver.wait_for(3)
             delivery = await settled(org, call_id, "delivered")
 
@@ -100,11 +102,11 @@ class TestRetries:
             assert await receiver.quiet_for(0.3) == 3
 
     async def test_eight_failures_exhaust(
-        self, org: Tenant, engine: AsyncEngine, fast_runner: WebhookWork
+        self, org: Tenant, hooks_engine: AsyncEngine, fast_runner: WebhookWork
     ) -> None:
         with receiving(replies(500)) as receiver:
             created = await create_endpoint(org, receiver.url)
-            call_id = await send_event(org, engine)
+            call_id = await send_event(org, hooks_engine)
             await receiver.wait_for(8)
             delivery = await settled(org, call_id, "exhausted")
 
@@ -116,12 +118,12 @@ class TestRetries:
             assert await receiver.quiet_for(0.5) == 8
 
     async def test_ten_exhausted_deliveries_disable_the_endpoint(
-        self, org: Tenant, engine: AsyncEngine, fast_runner: WebhookWork
+        self, org: Tenant, hooks_engine: AsyncEngine, fast_runner: WebhookWork
     ) -> None:
         with receiving(replies(500)) as receiver:
             created = await create_endpoint(org, receiver.url)
             for _ in range(10):
-                await send_event(org, engine)
+                await send_event(org, hooks_engine)
             await receiver.wait_for(80, within=30)
 
             async def disabled() -> dict[str, Any] | None:
@@ -133,7 +135,7 @@ class TestRetries:
             assert found["disabled_at"] is not None
             assert found["consecutive_failures"] == 10
             # Disabled: new events make it no deliveries.
-            await send_event(org, engine)
+            await send_event(org, hooks_engine)
             assert await receiver.quiet_for(0.5) == 80
 
             r = await org.client.patch(
@@ -145,26 +147,26 @@ class TestRetries:
             assert (enabled["disabled_reason"], enabled["disabled_at"]) == (None, None)
 
     async def test_a_success_resets_the_count(
-        self, org: Tenant, engine: AsyncEngine, fast_runner: WebhookWork
+        self, org: Tenant, hooks_engine: AsyncEngine, fast_runner: WebhookWork
     ) -> None:
         with receiving(replies(*[500] * 8, 200)) as receiver:
             created = await create_endpoint(org, receiver.url)
-            first = await send_event(org, engine)
+            first = await send_event(org, hooks_engine)
             await settled(org, first, "exhausted")
             assert (await endpoint(org, created["id"]))["consecutive_failures"] == 1
 
-            second = await send_event(org, engine)
+            second = await send_event(org, hooks_engine)
             await settled(org, second, "delivered")
             assert (await endpoint(org, created["id"]))["consecutive_failures"] == 0
             assert len(receiver.received) == 9
 
     async def test_retry_after_is_honoured(
-        self, org: Tenant, engine: AsyncEngine, runner: WebhookWork
+        self, org: Tenant, hooks_engine: AsyncEngine, runner: WebhookWork
     ) -> None:
         busy = Reply(503, headers={"Retry-After": "1"})
         with receiving(replies(busy, 200)) as receiver:
             await create_endpoint(org, receiver.url)
-            call_id = await send_event(org, engine)
+            call_id = await send_event(org, hooks_engine)
             first, second = await receiver.wait_for(2)
             delivery = await settled(org, call_id, "delivered")
 
@@ -175,11 +177,11 @@ class TestRetries:
 
 class TestRedeliver:
     async def test_sends_again_with_the_same_id(
-        self, org: Tenant, engine: AsyncEngine, runner: WebhookWork
+        self, org: Tenant, hooks_engine: AsyncEngine, runner: WebhookWork
     ) -> None:
         with receiving() as receiver:
             await create_endpoint(org, receiver.url)
-            call_id = await send_event(org, engine)
+            call_id = await send_event(org, hooks_engine)
             delivered = await settled(org, call_id, "delivered")
 
             r = await org.client.post(f"/v1/webhook_deliveries/{delivered['id']}/redeliver")
@@ -201,7 +203,7 @@ class TestRedeliver:
 
 class TestRotateSecret:
     async def test_the_old_secret_stops_verifying_at_once(
-        self, org: Tenant, engine: AsyncEngine, runner: WebhookWork
+        self, org: Tenant, hooks_engine: AsyncEngine, runner: WebhookWork
     ) -> None:
         with receiving() as receiver:
             created = await create_endpoint(org, receiver.url)
@@ -210,7 +212,7 @@ class TestRotateSecret:
             rotated = r.json()["signing_secret"]
             assert rotated != created["signing_secret"]
 
-            await send_event(org, engine)
+            await send_event(org, hooks_engine)
             (received,) = await receiver.wait_for(1)
 
             header = received.headers["CallingBox-Signature"]
@@ -221,11 +223,11 @@ class TestRotateSecret:
 
 class TestDeleteEndpoint:
     async def test_stops_its_pending_deliveries(
-        self, org: Tenant, engine: AsyncEngine, runner: WebhookWork
+        self, org: Tenant, hooks_engine: AsyncEngine, runner: WebhookWork
     ) -> None:
         with receiving(replies(500)) as receiver:
             created = await create_endpoint(org, receiver.url)
-            call_id = await send_event(org, engine)
+            call_id = await send_event(org, hooks_engine)
             await receiver.wait_for(1)
 
             r = await org.client.delete(f"/v1/webhook_endpoints/{created['id']}")

@@ -74,16 +74,16 @@ class Workers:
 
 
 @pytest.fixture
-def workers(database_url: str, tmp_path: Path) -> Iterator[Workers]:
-    started = Workers(database_url, tmp_path)
+def workers(hooks_database_url: str, tmp_path: Path) -> Iterator[Workers]:
+    started = Workers(hooks_database_url, tmp_path)
     yield started
     started.close()
 
 
-async def send_event(org: Tenant, engine: AsyncEngine) -> uuid.UUID:
+async def send_event(org: Tenant, hooks_engine: AsyncEngine) -> uuid.UUID:
     call_id = uuid.uuid4()
     data = {"call": call(org.org_id, call_id, "call.completed", None)}
-    await record_event(engine, org.org_id, "call.completed", data, call_id)
+    await record_event(hooks_engine, org.org_id, "call.completed", data, call_id)
     return call_id
 
 
@@ -95,13 +95,13 @@ async def deliveries(org: Tenant, status: str) -> list[dict[str, Any]]:
 
 class TestSigkill:
     async def test_killed_mid_attempt_then_restarted_delivers_with_one_repeat(
-        self, org: Tenant, engine: AsyncEngine, workers: Workers
+        self, org: Tenant, hooks_engine: AsyncEngine, workers: Workers
     ) -> None:
         # The first request hangs (the worker is killed while it waits); the repeat succeeds.
         with receiving(lambda n: Reply(200, delay=30.0 if n == 0 else 0.0)) as receiver:
             await create_endpoint(org, receiver.url)
             first = workers.start()
-            await send_event(org, engine)
+            await send_event(org, hooks_engine)
             await receiver.wait_for(1)
 
             first.send_signal(signal.SIGKILL)
@@ -119,7 +119,7 @@ class TestSigkill:
 
 class TestTwoRunners:
     async def test_no_delivery_is_attempted_twice_at_once(
-        self, org: Tenant, engine: AsyncEngine, workers: Workers
+        self, org: Tenant, hooks_engine: AsyncEngine, workers: Workers
     ) -> None:
         # Slow answers, two failures then success: many claims race between the two runners.
         def script(n: int) -> Reply:
@@ -130,7 +130,7 @@ class TestTwoRunners:
             workers.start()
             workers.start()
             for _ in range(20):
-                await send_event(org, engine)
+                await send_event(org, hooks_engine)
 
             async def all_delivered() -> bool:
                 return len(await deliveries(org, "delivered")) == 20

@@ -18,7 +18,7 @@ from pydantic.config import JsonDict
 from callingbox_server.core.pagination import PageQuery
 from callingbox_server.core.schemas import QueryInt, RequestModel, Timestamp
 from callingbox_server.core.text import SINGLE_LINE
-from callingbox_server.domains.agents.schemas import Url
+from callingbox_server.domains.agents.schemas import Url, _without_null
 from callingbox_server.domains.events.types import EVENT_TYPES
 from callingbox_server.domains.numbers.schemas import TIMESTAMP_EXAMPLE
 
@@ -127,10 +127,17 @@ class WebhookEndpointUpdate(RequestModel):
         json_schema_extra={"examples": [{"status": "enabled"}, {"enabled_events": ["*"]}]}
     )
 
-    url: Annotated[Url | None, BeforeValidator(_given)] = None
+    # Not nullable: None only stands for "absent", so the schema does not offer null.
+    url: Annotated[Url | None, BeforeValidator(_given)] = Field(
+        default=None, json_schema_extra=_without_null
+    )
     description: Description | None = None
-    enabled_events: Annotated[EnabledEvents | None, BeforeValidator(_given)] = None
-    status: Annotated[EndpointStatus | None, BeforeValidator(_given)] = None
+    enabled_events: Annotated[EnabledEvents | None, BeforeValidator(_given)] = Field(
+        default=None, json_schema_extra=_without_null
+    )
+    status: Annotated[EndpointStatus | None, BeforeValidator(_given)] = Field(
+        default=None, json_schema_extra=_without_null
+    )
 
 
 class WebhookEndpoint(BaseModel):
