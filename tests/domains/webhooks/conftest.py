@@ -62,7 +62,7 @@ async def committed_app(hooks_database_url: str) -> AsyncIterator[FastAPI]:
 async def _committed_org(app: FastAPI, engine: AsyncEngine) -> AsyncIterator[Tenant]:
     created = await create_key(async_sessionmaker(engine))
     client = httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=committed_app),
+        transport=httpx.ASGITransport(app=app),
         base_url="http://testserver",
         headers={"Authorization": f"Bearer {created.secret}"},
     )
