@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import psutil
 from sqlalchemy import make_url
 
 from bench.run import _ensure_database, _server_url, hash_secret
@@ -47,6 +48,12 @@ OUTPUT = Path(__file__).with_name("out")
 DRAIN_SECONDS = 30.0
 HANG_SECONDS = 10.0
 READY_SECONDS = 60.0
+# BENCH_WORKER_PROFILE=/tmp/worker.prof: run the worker under cProfile (for finding hot spots).
+PROFILE = (
+    ["-m", "cProfile", "-o", os.environ["BENCH_WORKER_PROFILE"]]
+    if os.environ.get("BENCH_WORKER_PROFILE")
+    else []
+)
 
 
 class Receiver:
@@ -96,6 +103,7 @@ class Receiver:
 @dataclass(frozen=True)
 class Result:
     scenario: str
+    worker_cpu_ms_per_event: float
     rate: float
     events: int
     delivered: int
@@ -104,6 +112,11 @@ class Result:
     p90_ms: float
     p99_ms: float
     max_ms: float
+
+
+def _cpu_seconds(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -126,13 +139,13 @@ def worker(url: str, directory: Path) -> Iterator[subprocess.Popen[bytes]]:
         "CALLINGBOX_DATABASE_URL": url,
         "CALLINGBOX_KEY_HASH_SECRET": hash_secret().decode(),
         "CALLINGBOX_WEBHOOK_ALLOW_PRIVATE": "true",
-        "CALLINGBOX_LOG_LEVEL": "warning",
+        "CALLINGBOX_LOG_LEVEL": os.environ.get("BENCH_WORKER_LOG_LEVEL", "warning"),
     }
     directory.mkdir(parents=True, exist_ok=True)
     log = directory / "webhooks-worker.log"
     with log.open("wb") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "callingbox_server.cli", "worker"],
+            [sys.executable, *PROFILE, "-m", "callingbox_server.cli", "worker"],
             env=env,
             cwd=ROOT,
             stdin=subprocess.DEVNULL,
@@ -244,17 +257,20 @@ def measure(dsn: str, url: str, name: str, rate: float, duration: float, hang: b
     try:
         urls = [healthy.url] + ([hanging.url] if hanging else [])
         org_id = asyncio.run(setup(dsn, urls))
-        with worker(url, OUTPUT):
+        with worker(url, OUTPUT) as process:
             asyncio.run(wait_ready(dsn, healthy, org_id))
+            cpu_before = _cpu_seconds(process.pid)
             committed = asyncio.run(produce(dsn, org_id, rate, duration))
             deadline = time.monotonic() + DRAIN_SECONDS
             while not set(committed) <= set(healthy.arrived) and time.monotonic() < deadline:
                 time.sleep(0.1)
+            cpu = _cpu_seconds(process.pid) - cpu_before
         arrived = healthy.arrived
         lags = [(arrived[e] - t) * 1000 for e, t in committed.items() if e in arrived]
         lost = len(committed) - len(lags)
         return Result(
             name,
+            round(cpu * 1000 / max(1, len(committed)), 2),
             rate,
             len(committed),
             len(lags),
@@ -286,12 +302,15 @@ def main(argv: list[str] | None = None) -> int:
     OUTPUT.mkdir(exist_ok=True)
     stem = "webhooks-smoke" if args.smoke else "webhooks"
     (OUTPUT / f"{stem}.json").write_text(json.dumps([r.__dict__ for r in results], indent=2) + "\n")
-    print("| scenario | events/s | events | delivered | lost | p50 ms | p90 ms | p99 ms | max ms |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print(
+        "| scenario | events/s | events | delivered | lost | p50 ms | p90 ms | p99 ms | max ms "
+        "| worker CPU ms/event |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(
             f"| {r.scenario} | {r.rate:g} | {r.events} | {r.delivered} | {r.lost} | "
-            f"{r.p50_ms} | {r.p90_ms} | {r.p99_ms} | {r.max_ms} |"
+            f"{r.p50_ms} | {r.p90_ms} | {r.p99_ms} | {r.max_ms} | {r.worker_cpu_ms_per_event} |"
         )
     failed = [r for r in results if r.lost]
     for r in failed:

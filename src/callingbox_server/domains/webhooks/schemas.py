@@ -19,12 +19,11 @@ from callingbox_server.core.pagination import PageQuery
 from callingbox_server.core.schemas import QueryInt, RequestModel, Timestamp
 from callingbox_server.core.text import SINGLE_LINE
 from callingbox_server.domains.agents.schemas import Url, _without_null
-from callingbox_server.domains.events.types import EVENT_TYPES
+from callingbox_server.domains.events.types import EVENT_TYPES, EventType
 from callingbox_server.domains.numbers.schemas import TIMESTAMP_EXAMPLE
 
 EndpointStatus = Literal["enabled", "disabled"]
 DeliveryStatus = Literal["pending", "delivered", "exhausted"]
-ALL_CALL_EVENTS = "*"
 MAX_ENABLED_EVENTS = len(EVENT_TYPES) + 1
 
 _ENDPOINT_ID_EXAMPLE = "5e0c7b9a-1d2f-4a3b-8c4d-6e7f8a9b0c1d"
@@ -74,22 +73,16 @@ ATTEMPT_EXAMPLE: JsonDict = {
 }
 
 
-def _known_event(value: str) -> str:
-    if value != ALL_CALL_EVENTS and value not in EVENT_TYPES:
-        raise ValueError(f"must be * or an event type such as call.completed, not {value}")
-    return value
-
-
 def _no_repeats(values: list[str]) -> list[str]:
     if len(set(values)) != len(values):
         raise ValueError("must not name an event type twice")
     return values
 
 
-EventName = Annotated[str, AfterValidator(_known_event), Field(examples=["call.completed"])]
+EventName = Literal["*"] | EventType  # "*": every call event
 EnabledEvents = Annotated[
     list[EventName],
-    Field(min_length=1, max_length=MAX_ENABLED_EVENTS),
+    Field(min_length=1, max_length=MAX_ENABLED_EVENTS, json_schema_extra={"uniqueItems": True}),
     AfterValidator(_no_repeats),
 ]
 
@@ -114,7 +107,7 @@ class WebhookEndpointCreate(RequestModel):
     )
     description: Description | None = None
     enabled_events: EnabledEvents = Field(
-        default_factory=lambda: [ALL_CALL_EVENTS],
+        default_factory=lambda: list[EventName](["*"]),
         description='Event types to send; "*" is every call event (configuration events are '
         "sent only when named).",
     )

@@ -114,8 +114,6 @@ class WebhookWork:
 
     async def run_due(self, db: asyncpg.Pool) -> float | None:
         self._db = db
-        if self._client is None:
-            self._client = create_client(allow_private=self.allow_private)
         events, _ = await deliveries.fan_out(db, FAN_OUT_BATCH)
         room = MAX_IN_FLIGHT - len(self._sending)
         busy = self._busy_hosts()
@@ -140,6 +138,8 @@ class WebhookWork:
         return await deliveries.next_due(db, self._busy_hosts())
 
     def _start(self, claimed: Claimed) -> None:
+        if self._client is None:  # made on first use: a process with nothing to send pays nothing
+            self._client = create_client(allow_private=self.allow_private)
         self._per_host[claimed.host] += 1
         task = asyncio.create_task(self._attempt(claimed))
         self._sending.add(task)
