@@ -17,11 +17,13 @@ TEST_WORKERS ?= 2
 # `make bench AGENTS=1000000`, `make bench BENCH_ARGS='--workers 1 --rounds 5'` (see bench/run.py).
 AGENTS ?=
 BENCH_ARGS ?=
+# `make bench-webhooks WEBHOOK_ARGS='--rate 400 --duration 30'` (see bench/webhooks.py).
+WEBHOOK_ARGS ?=
 # `make lock LOCK_ARGS=--upgrade` moves every pin to the newest allowed version.
 LOCK_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run migrate test test-fast lint typecheck check format clean openapi lock bench bench-smoke bench-calls
+.PHONY: help install run migrate test test-fast lint typecheck check format clean openapi lock bench bench-smoke bench-calls bench-webhooks
 
 help:
 	@echo "make run        serve the API on http://127.0.0.1:8000 (embedded PostgreSQL in .callingbox/)"
@@ -29,8 +31,9 @@ help:
 	@echo "make test-fast  the in-process tests only, in seconds (no servers, CLI runs or faults)"
 	@echo "make check      what CI runs: ruff format --check, ruff check, mypy --strict, tests"
 	@echo "make bench      load-test the server against a raw asyncpg baseline (wrk; AGENTS=10000)"
-	@echo "make bench-smoke the benchmark in seconds, on tiny data; fails on any failed request"
+	@echo "make bench-smoke the benchmarks in seconds, on tiny data; fails on any failed request"
 	@echo "make bench-calls calls: dispatch and end-to-end rates, lag at 100/s, a 10,000-call soak"
+	@echo "make bench-webhooks  webhook delivery lag at 200 events/s, with and without a hanging receiver"
 	@echo "make migrate    apply the database migrations (CALLINGBOX_DATABASE_URL, or the embedded one)"
 	@echo "make format     rewrite the code with ruff format and ruff check --fix"
 	@echo "make openapi    regenerate openapi.json from the code (commit it with the change)"
@@ -86,11 +89,15 @@ bench: $(STAMP)
 bench-smoke: $(STAMP)
 	$(BIN)/python -m bench.run --smoke $(if $(AGENTS),--agents $(AGENTS)) $(BENCH_ARGS)
 	$(BIN)/python -m bench.calls --smoke
+	$(BIN)/python -m bench.webhooks --smoke
 
 # `make bench-calls CALLS_ARGS='--soak 2000 --rate 150'` (see bench/calls.py).
 CALLS_ARGS ?=
 bench-calls: $(STAMP)
 	$(BIN)/python -m bench.calls $(CALLS_ARGS)
+
+bench-webhooks: $(STAMP)
+	$(BIN)/python -m bench.webhooks $(WEBHOOK_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check .

@@ -379,6 +379,11 @@ class TestServeEmbedded:
         assert created.status_code == 201, created.text
         agent_id = created.json()["id"]
 
+        # The org's default webhook signing secret is printed beside the key, once.
+        secret = run_cli("webhooks", "secret", "--org", "default", env=embedded_env, cwd=tmp_path)
+        assert secret.returncode == 0, secret.stderr
+        assert [line.strip() for line in lines].count(secret.stdout.splitlines()[-1]) == 1
+
         # keys create shares the running server's PostgreSQL, and leaves it running on exit.
         extra = create_key_with_cli(embedded_env, tmp_path, "acme")
         assert get(first.base_url, "/v1/agents", extra.secret).status_code == 200
@@ -393,6 +398,7 @@ class TestServeEmbedded:
 
         assert ANY_KEY.search(second.stdout()) is None, second.output()
         assert "development API key" not in second.stdout()
+        assert "whsec_" not in second.stdout()
         response = get(second.base_url, "/v1/agents", key)
         assert response.status_code == 200, response.text
         assert [agent["id"] for agent in response.json()["data"]] == [agent_id]

@@ -108,7 +108,7 @@ class TestSettingsNames:
 
 class TestCompose:
     def test_services(self) -> None:
-        assert set(compose()["services"]) == {"db", "migrate", "api"}
+        assert set(compose()["services"]) == {"db", "migrate", "api", "worker"}
 
     def test_db_is_postgres_16_with_a_volume_and_a_healthcheck(self) -> None:
         db = service("db")
@@ -149,7 +149,23 @@ class TestCompose:
         assert api["depends_on"] == {"migrate": {"condition": "service_completed_successfully"}}
         assert "8000:8000" in api["ports"]
 
-    @pytest.mark.parametrize("name", ["migrate", "api"])
+    def test_workers_scale_apart_from_the_api(self) -> None:
+        worker = service("worker")
+
+        assert worker["build"] == "."
+        assert worker["command"] == ["callingbox-server", "worker"]
+        assert worker["depends_on"] == {"migrate": {"condition": "service_completed_successfully"}}
+        assert worker["restart"] == "unless-stopped"
+        # `--scale worker=N` needs replicas with no name or host port of their own.
+        assert "container_name" not in worker
+        assert "ports" not in worker
+        assert service("api")["environment"]["CALLINGBOX_SERVE_RUNS_WORKER"] == "false"
+        assert (
+            worker["environment"]["CALLINGBOX_DATABASE_URL"]
+            == (service("api")["environment"]["CALLINGBOX_DATABASE_URL"])
+        )
+
+    @pytest.mark.parametrize("name", ["migrate", "api", "worker"])
     def test_environment(self, name: str) -> None:
         environment = service(name)["environment"]
 
@@ -467,6 +483,14 @@ class TestMakefile:
         assert f"{VENV}/{expected}" in result.stdout
 
     @pytest.mark.system
+    def test_bench_smoke_runs_the_webhook_bench_too(self) -> None:
+        smoke = make("-n", "bench-smoke")
+        full = make("-n", "bench-webhooks", "WEBHOOK_ARGS=--rate 400")
+
+        assert f"{VENV}/bin/python -m bench.webhooks --smoke" in smoke.stdout
+        assert f"{VENV}/bin/python -m bench.webhooks --rate 400" in full.stdout
+
+    @pytest.mark.system
     def test_no_tests_collected_fails_loudly(self) -> None:
         result = make(
             "test",
@@ -504,7 +528,10 @@ class TestCiScript:
 
 
 class TestReadme:
-    @pytest.mark.parametrize("section", ["Logs", "Metrics", "OpenAPI", "Containers", "Upgrades"])
+    @pytest.mark.parametrize(
+        "section",
+        ["Logs", "Metrics", "OpenAPI", "Containers", "Upgrades", "Webhooks", "Scaling out"],
+    )
     def test_has_a_section_on(self, section: str) -> None:
         assert re.search(rf"^##+ {section}\b", read("README.md"), re.M)
 
@@ -522,7 +549,9 @@ class TestReadme:
         works = readme[readme.index("## What works today") : readme.index("## Quick start")]
 
         assert readme.index("## What works today") < readme.index("## Quick start")
-        assert "**Not built yet**: webhook delivery" in works
+        assert "**Calls**" in works
+        assert "**Webhooks**" in works
+        assert "**Not built yet**: real carriers," in works
 
 
 # The README's examples, run verbatim against a server of their own on a fresh database (they

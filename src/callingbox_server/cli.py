@@ -25,6 +25,7 @@ from callingbox_server.core.config import Settings, describe_settings_error, get
 from callingbox_server.core.runtime import ConfigError, Runtime, resolve_runtime
 from callingbox_server.domains.keys import repository as keys_repository
 from callingbox_server.domains.keys import service as keys
+from callingbox_server.domains.webhooks import repository as webhooks_repository
 
 T = TypeVar("T")
 DEFAULT_ORG = "default"
@@ -86,6 +87,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         # Workers are separate processes: hand them the server we started and its secret.
         os.environ["CALLINGBOX_DATABASE_URL"] = runtime.database_url
         os.environ["CALLINGBOX_KEY_HASH_SECRET"] = runtime.key_hash_secret.decode()
+        # ... and keep the embedded database's default: webhooks may go to localhost receivers.
+        if settings.webhook_allow_private is None:
+            os.environ["CALLINGBOX_WEBHOOK_ALLOW_PRIVATE"] = "true"
     # On SIGTERM uvicorn stops accepting, lets requests in progress finish (at most
     # shutdown_timeout), runs the lifespan shutdown, restores this handler and re-raises the
     # signal: exit through Python then, so that atexit stops the embedded PostgreSQL instead of
@@ -114,18 +118,23 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _bootstrap_development_key(runtime: Runtime, host: str, port: int) -> None:
-    async def create_if_empty(session: AsyncSession) -> keys.CreatedKey | None:
+    async def create_if_empty(session: AsyncSession) -> tuple[keys.CreatedKey, str] | None:
         if await keys_repository.count_orgs(session) > 0:
             return None
-        return await keys.create_key(
+        created = await keys.create_key(
             session, org_name=DEFAULT_ORG, hash_secret=runtime.key_hash_secret, name="development"
         )
+        return created, await webhooks_repository.org_secret(session, created.org_id)
 
-    created = _run_in_session(runtime, create_if_empty)
-    if created is not None:
+    bootstrapped = _run_in_session(runtime, create_if_empty)
+    if bootstrapped is not None:
+        created, webhook_secret = bootstrapped
         print(f"Created org '{DEFAULT_ORG}' and a development API key (shown once):")
         print(f"  {created.secret}")
         print(f"  curl -H 'Authorization: Bearer {created.secret}' http://{host}:{port}/v1/agents")
+        print("Webhooks to a call's webhook_url are signed with the org's default secret")
+        print(f"(again: callingbox-server webhooks secret --org {DEFAULT_ORG}):")
+        print(f"  {webhook_secret}")
         sys.stdout.flush()
 
 
@@ -267,6 +276,26 @@ def cmd_keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_webhooks_secret(args: argparse.Namespace, settings: Settings) -> int:
+    runtime = _runtime(settings)
+
+    async def secret(session: AsyncSession) -> str | None:
+        org = await keys_repository.find_org(session, args.org)
+        if org is None:
+            return None
+        return await webhooks_repository.org_secret(session, org[0], rotate=args.rotate)
+
+    shown = _run_in_session(runtime, secret)
+    if shown is None:
+        print(f"error: no org '{args.org}' (see 'keys list' for every org)", file=sys.stderr)
+        return 1
+    if args.rotate:
+        print("rotated: deliveries from now on are signed with this secret only")
+    print(f"default webhook signing secret of org '{args.org}' (for calls' webhook_url):")
+    print(shown)
+    return 0
+
+
 def _whole_number(low: int, high: int) -> Callable[[str], int]:
     def parse(value: str) -> int:
         if not value.strip().isdigit() or not low <= int(value) <= high:
@@ -364,6 +393,19 @@ def build_parser(settings: Settings) -> argparse.ArgumentParser:
         help="the key's id (from 'keys list'), or the key itself",
     )
     revoke.set_defaults(handler=cmd_keys_revoke)
+
+    webhooks_cmd = commands.add_parser("webhooks", help="webhook settings of an organization")
+    webhooks_commands = webhooks_cmd.add_subparsers(dest="webhooks_command", required=True)
+    secret = webhooks_commands.add_parser(
+        "secret",
+        help="show (or --rotate) the org's default signing secret, which signs deliveries to "
+        "a call's webhook_url",
+    )
+    secret.add_argument("--org", required=True, type=_org_name, help="organization name")
+    secret.add_argument(
+        "--rotate", action="store_true", help="replace it; the old one stops verifying at once"
+    )
+    secret.set_defaults(handler=cmd_webhooks_secret)
     return parser
 
 

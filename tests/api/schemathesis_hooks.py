@@ -29,6 +29,8 @@ _JSON_CONTENT = (
     r"must not (contain NUL characters|nest deeper than 32 levels)"
 )
 
+_HTTPS = r"invalid field url: must be an https URL \(.*\)"
+
 # ST202 "schema-valid request rejected": 400 answers the contract prescribes for valid-looking data.
 _VALID_BUT_REFUSED: dict[str, re.Pattern[str]] = {
     # A cursor must name an object of the caller's collection, and only one may be given
@@ -65,6 +67,19 @@ _VALID_BUT_REFUSED: dict[str, re.Pattern[str]] = {
     # Only numbers the provider offers can be bought (API.md rule 9); E.164 is all a schema can say.
     "POST /v1/numbers/purchase": re.compile(
         r"phone number \+[0-9]+ is not offered by the provider"
+    ),
+    # Webhooks (API.md section 6): cursors as everywhere; an endpoint URL is https, or http to
+    # a private address where those are allowed (a schema cannot resolve a host name); a
+    # disabled or deleted endpoint's delivery is not sent again.
+    "GET /v1/webhook_endpoints": re.compile(rf"{_BOTH_CURSORS}|{_NO_SUCH} webhook endpoint {_ID}"),
+    "GET /v1/webhook_deliveries": re.compile(rf"{_BOTH_CURSORS}|{_NO_SUCH} webhook delivery {_ID}"),
+    "GET /v1/webhook_deliveries/{id}/attempts": re.compile(
+        rf"{_BOTH_CURSORS}|{_NO_SUCH} webhook attempt {_ID}"
+    ),
+    "POST /v1/webhook_endpoints": re.compile(_HTTPS),
+    "PATCH /v1/webhook_endpoints/{id}": re.compile(_HTTPS),
+    "POST /v1/webhook_deliveries/{id}/redeliver": re.compile(
+        rf"webhook endpoint {_ID} (was deleted|is disabled): .*"
     ),
 }
 

@@ -429,6 +429,9 @@ class TestOpenApi:
             ("post", "/v1/calls/{id}/cancel"),
             ("post", "/v1/test_helpers/calls/{id}/advance"),
             ("post", "/v1/test_helpers/inbound_calls"),
+            ("post", "/v1/webhook_endpoints"),
+            ("post", "/v1/webhook_endpoints/{id}/rotate_secret"),
+            ("post", "/v1/webhook_deliveries/{id}/redeliver"),
         }
         for method, path in with_422:
             response = document["paths"][path][method]["responses"]["422"]
@@ -466,7 +469,7 @@ class TestOpenApi:
             for method, operation in item.items()
         ]
         v1 = [(p, m, o) for p, m, o in operations if p.startswith("/v1/")]
-        assert len(v1) == 20
+        assert len(v1) == 30
         for path, method, operation in v1:
             assert operation["security"] == [{name: []}], (method, path)
 
@@ -501,6 +504,17 @@ class TestOpenApi:
             ("POST", "/v1/calls/{id}/cancel"),
             ("POST", "/v1/test_helpers/calls/{id}/advance"),
             ("POST", "/v1/test_helpers/inbound_calls"),
+            # Section 6: webhooks.
+            ("GET", "/v1/webhook_endpoints"),
+            ("POST", "/v1/webhook_endpoints"),
+            ("GET", "/v1/webhook_endpoints/{id}"),
+            ("PATCH", "/v1/webhook_endpoints/{id}"),
+            ("DELETE", "/v1/webhook_endpoints/{id}"),
+            ("POST", "/v1/webhook_endpoints/{id}/rotate_secret"),
+            ("GET", "/v1/webhook_deliveries"),
+            ("GET", "/v1/webhook_deliveries/{id}"),
+            ("POST", "/v1/webhook_deliveries/{id}/redeliver"),
+            ("GET", "/v1/webhook_deliveries/{id}/attempts"),
         }
 
     async def test_documents_the_error_body(self, client: httpx.AsyncClient) -> None:

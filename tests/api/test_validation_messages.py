@@ -77,6 +77,17 @@ BODIES: dict[str, dict[str, Any]] = {
         "error_message": "Failed.",
     },
     "InboundCall": {"to": "+14155550100", "from": "+14155550123"},
+    "WebhookEndpointCreate": {
+        "url": "https://example.com/hook",
+        "description": "CRM",
+        "enabled_events": ["call.completed"],
+    },
+    "WebhookEndpointUpdate": {
+        "url": "https://example.com/hook",
+        "description": "CRM",
+        "enabled_events": ["*"],
+        "status": "enabled",
+    },
 }
 _PLAIN = object()  # walking the document alone, without a body
 

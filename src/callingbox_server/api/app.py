@@ -30,6 +30,7 @@ from callingbox_server.domains.calls.router import router as calls_router
 from callingbox_server.domains.calls.router import test_helpers_router
 from callingbox_server.domains.numbers.providers import create_provider
 from callingbox_server.domains.numbers.router import router as numbers_router
+from callingbox_server.domains.webhooks import router as webhooks
 from callingbox_server.worker.runner import Worker
 
 DISPOSE_TIMEOUT_SECONDS = 2.0
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.key_hash_secret = runtime.key_hash_secret
     app.state.numbers_provider = create_provider(settings.numbers_provider)
     app.state.carrier = create_carrier(settings)
+    app.state.webhook_allow_private = settings.webhooks_allow_private
     install_log_redaction()
     app.state.fair_share = FairShare(
         settings.org_concurrency, settings.org_rate_limit, settings.org_queue_timeout
@@ -98,6 +100,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(calls_router)
     if settings.test_helpers and app.state.carrier.test_helpers:
         app.include_router(test_helpers_router)
+    app.include_router(webhooks.endpoints)
+    app.include_router(webhooks.deliveries)
     if metrics is not None:
 
         async def scrape(request: Request) -> Response:

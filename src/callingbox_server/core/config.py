@@ -95,6 +95,13 @@ class Settings(BaseSettings):
         le=100,
         description="Database connections of each kind of due work (calls, webhooks) per process.",
     )
+    # Webhooks: every retry delay is multiplied by the scale (tests run the schedule in
+    # seconds); private destinations are allowed by default only on the embedded database.
+    webhook_retry_scale: float = Field(default=1.0, ge=0, le=1)
+    webhook_allow_private: bool | None = Field(
+        default=None,
+        description="Send webhooks to private addresses; unset: only on the embedded database.",
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -111,6 +118,13 @@ class Settings(BaseSettings):
     @property
     def embedded(self) -> bool:
         return self.database_url is None
+
+    @property
+    def webhooks_allow_private(self) -> bool:
+        """Whether webhooks may go to private addresses: as set, else on the embedded database."""
+        if self.webhook_allow_private is not None:
+            return self.webhook_allow_private
+        return self.embedded
 
     @property
     def org_concurrency(self) -> int:

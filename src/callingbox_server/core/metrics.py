@@ -118,6 +118,25 @@ class Metrics:
             registry=target,
             multiprocess_mode="livesum",
         )
+        # Webhooks (domains/webhooks/tasks.py), from the worker in this process.
+        self.webhook_attempts = Counter(
+            "callingbox_webhook_attempts",
+            "Webhook delivery attempts, by outcome (succeeded: a 2xx; failed: anything else).",
+            ["outcome"],
+            registry=target,
+        )
+        self.webhook_pending = Gauge(
+            "callingbox_webhook_deliveries_pending",
+            "Webhook deliveries not yet delivered or exhausted (all processes; sampled).",
+            registry=target,
+            multiprocess_mode="max",
+        )
+        self.webhook_lag = Histogram(
+            "callingbox_webhook_delivery_lag_seconds",
+            "From an event's commit to the first attempt of each of its deliveries.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=target,
+        )
         build = Gauge(
             "callingbox_build_info",
             "Always 1; the labels say which build is running.",

@@ -163,6 +163,10 @@ class QueueRunner:
                     async with asyncio.timeout(timeout):
                         await wake.wait()
         finally:
+            # Work that keeps tasks of its own (webhook sends) stops them before its pool goes.
+            close = getattr(work, "aclose", None)
+            if close is not None:
+                await close()
             if pool is not None:
                 # Work cut short rolls back in PostgreSQL; its rows are due again once their
                 # lease ends.

@@ -23,8 +23,10 @@ from callingbox_server.core.config import Settings
 from callingbox_server.core.db.engine import create_engine
 from callingbox_server.core.metrics import Metrics
 from callingbox_server.domains.calls.carriers import create_carrier
+from callingbox_server.domains.calls.steps import record_inline_webhook
 from callingbox_server.domains.calls.tasks import CallSteps
 from callingbox_server.domains.idempotency.tasks import prune_expired
+from callingbox_server.domains.webhooks.tasks import WebhookWork
 from callingbox_server.worker.queue import DueWork, QueueRunner
 
 logger = logging.getLogger("callingbox_server")
@@ -44,7 +46,13 @@ JOBS: Sequence[PeriodicJob] = (PeriodicJob("prune idempotency keys", 3600.0, pru
 
 def due_work(settings: Settings, metrics: Metrics | None) -> list[DueWork]:
     """Every domain's due work, built from the settings (and reporting to ``metrics``, when on)."""
-    return [CallSteps(create_carrier(settings), metrics)]
+    webhooks = WebhookWork(
+        retry_scale=settings.webhook_retry_scale,
+        allow_private=settings.webhooks_allow_private,
+        metrics=metrics,
+        on_inline_outcome=record_inline_webhook,
+    )
+    return [CallSteps(create_carrier(settings), metrics), webhooks]
 
 
 async def _every(job: PeriodicJob, engine: AsyncEngine) -> None:

@@ -9,6 +9,12 @@ from callingbox_server.core.models.events import Event
 from callingbox_server.core.models.idempotency import IdempotencyKey
 from callingbox_server.core.models.numbers import Number
 from callingbox_server.core.models.orgs import ApiKey, Org
+from callingbox_server.core.models.webhooks import (
+    OrgSigningSecret,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 
 __all__ = [
     "NAMING_CONVENTION",
@@ -23,4 +29,8 @@ __all__ = [
     "IdempotencyKey",
     "Number",
     "Org",
+    "OrgSigningSecret",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

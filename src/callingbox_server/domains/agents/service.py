@@ -6,6 +6,7 @@ agent re-read through its one representation (``views.read``) in the same transa
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -18,7 +19,10 @@ from callingbox_server.core.preconditions import IfMatch, require_match
 from callingbox_server.core.principal import Caller, Principal
 from callingbox_server.domains.agents import repository, schemas, views
 from callingbox_server.domains.bindings import service as bindings
+from callingbox_server.domains.events import repository as events
+from callingbox_server.domains.events.types import ConfigurationEventType
 from callingbox_server.domains.numbers import repository as numbers_repository
+from callingbox_server.domains.numbers import views as numbers_views
 
 _SCALAR_FIELDS = ("name", "persona", "instructions", "voice", "language", "webhook_url")
 
@@ -61,6 +65,22 @@ async def _get_mutable(
 ) -> models.Agent:
     agent = await repository.get(session, principal.org_id, agent_id, for_update=True)
     return await _require(session, agent, agent_id, if_match)
+
+
+async def _announce(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    type: ConfigurationEventType,
+    agent: bytes,
+    number_id: uuid.UUID | None = None,
+) -> bytes:
+    """Write the change's configuration event (in its transaction); returns the agent."""
+    data: dict[str, Any] = {"agent": json.loads(agent)}
+    if number_id is not None:
+        number = await numbers_views.read(session, org_id, number_id)
+        data["number"] = None if number is None else json.loads(number)
+    await events.record(session, org_id=org_id, type=type, data=data)
+    return agent
 
 
 def _stored(body: schemas.AgentFields, field: str) -> Any:
@@ -127,7 +147,8 @@ async def create_agent(
     agent = await repository.insert_agent(session, agent)
     for number_id in number_ids:
         await bindings.attach(session, agent, number_id)
-    return await _view(session, principal.org_id, agent.id)
+    created = await _view(session, principal.org_id, agent.id)
+    return await _announce(session, principal.org_id, "agent.created", created)
 
 
 async def update_agent(
@@ -143,9 +164,11 @@ async def update_agent(
     primary = values.get("primary_number_id")
     if primary is not None:
         await bindings.require_attached(session, agent, primary)
-    if values:
-        await repository.update_agent(session, principal.org_id, agent_id, values)
-    return await _view(session, principal.org_id, agent_id)
+    if not values:
+        return await _view(session, principal.org_id, agent_id)
+    await repository.update_agent(session, principal.org_id, agent_id, values)
+    updated = await _view(session, principal.org_id, agent_id)
+    return await _announce(session, principal.org_id, "agent.updated", updated)
 
 
 async def archive_agent(
@@ -157,10 +180,12 @@ async def archive_agent(
 ) -> bytes:
     found = await repository.get(session, principal.org_id, agent_id, for_update=True)
     agent = await _require(session, found, agent_id, if_match, mutable=False)
-    if agent.archived_at is None:
-        await bindings.detach_all(session, agent)
-        await repository.archive(session, principal.org_id, agent_id)
-    return await _view(session, principal.org_id, agent_id)
+    if agent.archived_at is not None:
+        return await _view(session, principal.org_id, agent_id)
+    await bindings.detach_all(session, agent)
+    await repository.archive(session, principal.org_id, agent_id)
+    archived = await _view(session, principal.org_id, agent_id)
+    return await _announce(session, principal.org_id, "agent.archived", archived)
 
 
 async def attach_number(
@@ -186,9 +211,15 @@ async def attach_number(
     wants_primary = body.set_as_primary or agent.primary_number_id is None
     if wants_primary and agent.primary_number_id != body.number_id:
         values["primary_number_id"] = body.number_id
-    if inserted or values:
-        await repository.update_agent(session, principal.org_id, agent_id, values)
-    return await _view(session, principal.org_id, agent_id)
+    if not (inserted or values):
+        return await _view(session, principal.org_id, agent_id)
+    await repository.update_agent(session, principal.org_id, agent_id, values)
+    attached = await _view(session, principal.org_id, agent_id)
+    if not inserted:  # attached already: only the primary number changed
+        return await _announce(session, principal.org_id, "agent.updated", attached)
+    return await _announce(
+        session, principal.org_id, "agent.number_attached", attached, body.number_id
+    )
 
 
 async def detach_number(
@@ -201,7 +232,8 @@ async def detach_number(
 ) -> bytes:
     agent = await _get_mutable(session, principal, agent_id, if_match)
     await bindings.detach(session, agent, number_id)
-    return await _view(session, principal.org_id, agent_id)
+    detached = await _view(session, principal.org_id, agent_id)
+    return await _announce(session, principal.org_id, "agent.number_detached", detached, number_id)
 
 
 async def set_primary_number(
@@ -214,8 +246,10 @@ async def set_primary_number(
 ) -> bytes:
     agent = await _get_mutable(session, principal, agent_id, if_match)
     await bindings.require_attached(session, agent, body.number_id)
-    if agent.primary_number_id != body.number_id:
-        await repository.update_agent(
-            session, principal.org_id, agent_id, {"primary_number_id": body.number_id}
-        )
-    return await _view(session, principal.org_id, agent_id)
+    if agent.primary_number_id == body.number_id:
+        return await _view(session, principal.org_id, agent_id)
+    await repository.update_agent(
+        session, principal.org_id, agent_id, {"primary_number_id": body.number_id}
+    )
+    updated = await _view(session, principal.org_id, agent_id)
+    return await _announce(session, principal.org_id, "agent.updated", updated)

@@ -10,6 +10,7 @@ the call as of the move) and the next due time, committed together.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -169,6 +170,16 @@ RELEASE = compiled(
     """
 )
 
+# The inline webhook's outcome (section 4: webhook_status is of the inline webhook only). One
+# failure is enough and stays: a later event's delivery that succeeds does not hide it. Not a
+# call transition, so updated_at stays as the lifecycle left it.
+INLINE_WEBHOOK = compiled(
+    """
+    UPDATE calls SET webhook_status = :status, webhook_error = :error
+    WHERE id = :id AND webhook_status <> 'failed'
+    """
+)
+
 
 async def fetch(
     db: asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any],
@@ -177,3 +188,14 @@ async def fetch(
 ) -> Sequence[asyncpg.Record]:
     """``statement`` on a raw connection, its parameters by name."""
     return await db.fetch(statement.sql, *(params[name] for name in statement.names))
+
+
+async def record_inline_webhook(
+    db: asyncpg.Connection[Any] | asyncpg.pool.PoolConnectionProxy[Any],
+    call_id: uuid.UUID,
+    status: str,
+    error: str | None,
+) -> None:
+    """The webhooks runner's report on a delivery to a call's own ``webhook_url``: "delivered",
+    or "failed" with the error once the delivery is exhausted."""
+    await fetch(db, INLINE_WEBHOOK, {"id": call_id, "status": status, "error": error})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,6 +12,7 @@ from callingbox_server.core.pagination import resolve_cursor
 from callingbox_server.core.preconditions import IfMatch, require_match
 from callingbox_server.core.principal import Principal
 from callingbox_server.domains.bindings import service as bindings
+from callingbox_server.domains.events import repository as events
 from callingbox_server.domains.numbers import repository, schemas, views
 from callingbox_server.domains.numbers.providers import (
     NumbersProvider,
@@ -71,7 +73,10 @@ async def purchase_number(
     if number_id is None:
         raise unavailable
     await provider.purchase(offer)
-    return await get_number(session, principal, number_id)
+    number = await get_number(session, principal, number_id)
+    data = {"number": json.loads(number)}
+    await events.record(session, org_id=principal.org_id, type="number.purchased", data=data)
+    return number
 
 
 async def release_number(
@@ -91,5 +96,7 @@ async def release_number(
     await bindings.detach_everywhere(session, principal.org_id, number_id)
     e164 = await repository.mark_released(session, principal.org_id, number_id)
     released = await get_number(session, principal, number_id)
+    data = {"number": json.loads(released)}
+    await events.record(session, org_id=principal.org_id, type="number.released", data=data)
     await provider.release(e164)
     return released
