@@ -242,6 +242,11 @@ class TestBusyPool:
                 headers={"Authorization": f"Bearer {key}"},
                 limits=httpx.Limits(max_connections=600),
             ) as client:
+                # Open the 600 connections first, on a route that needs no database: accepting
+                # and parsing 600 new connections at once keeps the event loop from running the
+                # request that holds the pooled connection, which would be taken for a stall.
+                warm = await asyncio.gather(*(client.get("/healthz") for _ in range(600)))
+                assert {r.status_code for r in warm} == {200}
                 # Bursts of 600 until one outlasts the pool timeout (at most 5: bounded).
                 for _ in range(5):
                     answers = await asyncio.gather(*(client.get("/v1/agents") for _ in range(600)))
