@@ -19,7 +19,11 @@ from callingbox_server.core.pagination import PageQuery
 from callingbox_server.core.schemas import QueryInt, RequestModel, Timestamp
 from callingbox_server.core.text import SINGLE_LINE
 from callingbox_server.domains.agents.schemas import Url, _without_null
-from callingbox_server.domains.events.types import EVENT_TYPES, EventType
+from callingbox_server.domains.events.types import (
+    EVENT_TYPES,
+    CallEventType,
+    ConfigurationEventType,
+)
 from callingbox_server.domains.numbers.schemas import TIMESTAMP_EXAMPLE
 
 EndpointStatus = Literal["enabled", "disabled"]
@@ -79,7 +83,8 @@ def _no_repeats(values: list[str]) -> list[str]:
     return values
 
 
-EventName = Literal["*"] | EventType  # "*": every call event
+# One flat enum ("*": every call event); a union of literals would word errors per branch.
+EventName = Literal["*", CallEventType, ConfigurationEventType]
 EnabledEvents = Annotated[
     list[EventName],
     Field(min_length=1, max_length=MAX_ENABLED_EVENTS, json_schema_extra={"uniqueItems": True}),
