@@ -335,19 +335,3 @@ async def org_secret(session: AsyncSession, org_id: uuid.UUID, *, rotate: bool =
     await session.execute(statement)
     secret: str = (await session.scalars(select(S.secret).where(S.org_id == org_id))).one()
     return secret
-
-
-# The call's inline webhook outcome (API.md section 4: webhook_status, webhook_error). The calls
-# table comes with the calls domain: WebhookWork(on_inline_outcome=set_call_webhook_status) is
-# wired in worker/runner.py once both are on main.
-SET_CALL_WEBHOOK_STATUS = """
-UPDATE calls SET webhook_status = $2, webhook_error = $3, updated_at = statement_timestamp()
-WHERE id = $1
-"""
-
-
-async def set_call_webhook_status(
-    connection: Any, call_id: uuid.UUID, status: str, error: str | None
-) -> None:
-    """Called by the runner in the transaction that records the inline delivery's end."""
-    await connection.execute(SET_CALL_WEBHOOK_STATUS, call_id, status, error)

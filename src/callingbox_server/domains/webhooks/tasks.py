@@ -45,7 +45,8 @@ DISABLE_AFTER_EXHAUSTED = 10
 PENDING_GAUGE_SECONDS = 5.0
 
 # The call's webhook_status after its inline delivery ends ("delivered" or "failed", with the
-# error): set by calls.repository once both domains are on main.
+# error): calls.steps.record_inline_webhook, wired in worker/runner.py (domains do not import
+# each other).
 InlineOutcome = Callable[[deliveries.Connection, uuid.UUID, str, str | None], Awaitable[None]]
 
 
