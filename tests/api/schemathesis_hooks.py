@@ -21,11 +21,11 @@ _TOOL_NAMES = r"invalid field tools: tool names must be unique within an agent; 
 _LANGUAGE = "invalid field language: must be a BCP-47 language tag such as en, en-US or es-419"
 _NOT_ATTACHED = rf"number {_ID} is not attached to agent {_ID}"
 _NO_SUCH = r"invalid query parameter (starting_after|ending_before): no such"
-# Free-form JSON (tool parameters and config) must be storable: no NUL character in any key or
-# string, no nesting deeper than 32 levels. Saying so in OpenAPI would take a recursive schema of
-# every JSON value, which the document does not carry.
+# Free-form JSON (tool parameters and config, a call's context) must be storable: no NUL
+# character in any key or string, no nesting deeper than 32 levels. Saying so in OpenAPI would
+# take a recursive schema of every JSON value, which the document does not carry.
 _JSON_CONTENT = (
-    r"invalid field tools\.[0-9]+\.(parameters|config): "
+    r"invalid field (tools\.[0-9]+\.(parameters|config)|context): "
     r"must not (contain NUL characters|nest deeper than 32 levels)"
 )
 

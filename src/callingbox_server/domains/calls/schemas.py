@@ -5,7 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 from pydantic.config import JsonDict
 
 from callingbox_server.core.pagination import PageQuery
@@ -33,7 +39,9 @@ CallStatus = Literal[
     "canceled",
     "failed",
 ]
-Direction = Literal["outbound", "inbound"]
+# In the order of AgentType: Literals equal as sets share one cached schema in pydantic, so
+# another order would make the published enum order depend on import order.
+Direction = Literal["inbound", "outbound"]
 AnsweredBy = Literal["human", "machine"]
 ResultStatus = Literal["pending", "completed", "failed"]
 Role = Literal["agent", "caller"]
@@ -45,7 +53,11 @@ UsNumber = Annotated[
 ]
 MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=40), SINGLE_LINE]
 MetadataValue = Annotated[str, StringConstraints(max_length=500), SINGLE_LINE]
-Metadata = Annotated[dict[MetadataKey, MetadataValue], Field(max_length=50)]
+# A key with control characters is refused, which patternProperties alone does not say.
+Metadata = Annotated[
+    dict[MetadataKey, MetadataValue],
+    Field(max_length=50, json_schema_extra={"additionalProperties": False}),
+]
 LEGACY_LANGUAGES = ("en", "es")
 Prompt = Annotated[str, StringConstraints(min_length=1, max_length=32_000), MULTI_LINE]
 ErrorCode = Annotated[

@@ -7,7 +7,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-Direction = Literal["outbound", "inbound"]
+# In the order of AgentType: Literals equal as sets share one cached schema in pydantic, so
+# another order would make the published enum order depend on import order.
+Direction = Literal["inbound", "outbound"]
 
 
 @dataclass(frozen=True, slots=True)
