@@ -185,6 +185,12 @@ class TestRateLimitedResponse:
         )
 
 
+# These time the API's own pool and shares: the background worker (calls, webhooks) that a serve
+# process runs by default would start its pools and first rounds in the same event loop, just as
+# the bursts begin. It has connections of its own and is tested elsewhere.
+API_ONLY = {"CALLINGBOX_SERVE_RUNS_WORKER": "false"}
+
+
 @pytest.mark.system
 @pytest.mark.serial
 class TestOneOrgsBurst:
@@ -194,7 +200,7 @@ class TestOneOrgsBurst:
         """Issue 14 point 7, at make run's defaults: 60 PATCHes of one agent from org c and
         20 agent lists from org d, all 80 at once, a few times over."""
         key_c, key_d = await committed_key(engine, "c"), await committed_key(engine, "d")
-        with running_server(database_url) as base_url:
+        with running_server(database_url, settings=API_ONLY) as base_url:
             async with httpx.AsyncClient(
                 base_url=base_url, timeout=30, limits=httpx.Limits(max_connections=100)
             ) as client:
@@ -234,6 +240,7 @@ class TestBusyPool:
             "CALLINGBOX_DB_POOL_SIZE": "1",
             "CALLINGBOX_ORG_MAX_CONCURRENT_REQUESTS": "200",
             "CALLINGBOX_ORG_QUEUE_TIMEOUT": "30",
+            **API_ONLY,
         }
         with running_server(database_url, settings=settings) as base_url:
             async with httpx.AsyncClient(
