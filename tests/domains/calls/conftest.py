@@ -37,7 +37,8 @@ class Runner:
 
     async def driver(self) -> asyncpg.Connection[Any]:
         raw = await self.connection.get_raw_connection()
-        driver: asyncpg.Connection[Any] = raw.driver_connection  # type: ignore[assignment]
+        driver: asyncpg.Connection[Any] | None = raw.driver_connection
+        assert driver is not None
         return driver
 
     async def play(self) -> int:

@@ -12,6 +12,7 @@ from callingbox._exceptions import BadRequestError
 from callingbox.resources.webhooks import Webhooks
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from callingbox_server.domains.events.types import CallEventType
 from callingbox_server.domains.webhooks.tasks import WebhookWork
 from tests.domains.webhooks.calls import call
 from tests.domains.webhooks.conftest import (
@@ -36,11 +37,11 @@ async def fast_runner(dsn: str) -> AsyncIterator[WebhookWork]:
 
 
 async def send_event(
-    org: Tenant, hooks_engine: AsyncEngine, type_: str = "call.completed"
+    org: Tenant, hooks_engine: AsyncEngine, type_: CallEventType = "call.completed"
 ) -> uuid.UUID:
     call_id = uuid.uuid4()
-    data = {"call": call(org.org_id, call_id, type_, None)}  # type: ignore[arg-type]
-    await record_event(hooks_engine, org.org_id, type_, data, call_id)  # type: ignore[arg-type]
+    data = {"call": call(org.org_id, call_id, type_, None)}
+    await record_event(hooks_engine, org.org_id, type_, data, call_id)
     return call_id
 
 
