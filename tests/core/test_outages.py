@@ -4,6 +4,7 @@ does with a connection that failed under a statement (no server process: an engi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from pathlib import Path
 
@@ -135,6 +136,22 @@ class TestIsDatabaseUnavailable:
         error = outages.PoolWaitTimedOut("QueuePool limit of size 10 overflow 5 reached", 1)
         assert outages.outage_of(error) == "unavailable"
 
+    def test_no_pool_slot_while_the_process_ran_behind_is_overloaded(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Nothing came back, but the loop was late for most of the wait: the connection's holder
+        # may have had its answer and not been run yet, so the database is not known stalled.
+        stale = time.monotonic() - outages.OUTAGE_MEMORY_SECONDS - 1
+        monkeypatch.setattr(outages, "_last_failure", stale)
+        error = outages.PoolWaitTimedOut(
+            "QueuePool limit of size 1 overflow 0 reached", 0, 0.6, 0.3
+        )
+        assert outages.outage_of(error) == "overloaded"
+        on_time = outages.PoolWaitTimedOut(
+            "QueuePool limit of size 1 overflow 0 reached", 0, 0.6, 0.01
+        )
+        assert outages.outage_of(on_time) == "unavailable"
+
     def test_an_invalidated_connection_is(self) -> None:
         error = sqlalchemy.exc.DBAPIError(
             "SELECT 1", None, Exception("x"), connection_invalidated=True
@@ -156,3 +173,18 @@ async def test_a_missing_unix_socket_is_unavailable_not_a_bug(tmp_path: Path) ->
     error = raised.value
     assert isinstance(error.__cause__, FileNotFoundError)
     assert is_database_unavailable(error)
+
+
+async def test_the_loop_watch_counts_how_long_the_loop_was_blocked() -> None:
+    watch = asyncio.create_task(outages.watch_event_loop())
+    try:
+        await asyncio.sleep(0.05)
+        before = outages.lateness()
+        time.sleep(0.3)  # noqa: ASYNC251  # blocks the loop on purpose: the tick runs 0.3 s late
+        assert outages.lateness() - before >= 0.25  # counted while still overdue, too
+        await asyncio.sleep(0.05)
+        assert outages.lateness() - before >= 0.25
+    finally:
+        watch.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watch

@@ -19,6 +19,7 @@ from callingbox_server.api import health, openapi
 from callingbox_server.api.exception_handlers import install_error_handlers
 from callingbox_server.api.middleware import RequestContextMiddleware
 from callingbox_server.core.config import Settings, get_settings
+from callingbox_server.core.db import outages
 from callingbox_server.core.db.engine import create_engine, create_sessionmaker
 from callingbox_server.core.fair_share import FairShare
 from callingbox_server.core.logs import configure_logging, install_log_redaction
@@ -47,11 +48,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # How late the loop runs tells a busy process from a stalled database (core/db/outages).
+        watch = asyncio.create_task(outages.watch_event_loop(), name="event-loop-watch")
         if worker is not None:
             worker.start()
         yield
         if worker is not None:
             await worker.stop()
+        watch.cancel()
+        with suppress(asyncio.CancelledError):
+            await watch
         # Closing waits on each connection's goodbye; an unreachable server must not stall exit.
         with suppress(TimeoutError):
             async with asyncio.timeout(DISPOSE_TIMEOUT_SECONDS):

@@ -12,6 +12,7 @@ import os
 import platform
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path
@@ -56,7 +57,8 @@ class ObservedPool(AsyncAdaptedQueuePool):
 
     def _do_get(self) -> ConnectionPoolEntry:
         on_wait = self.on_wait
-        returned_before = outages.checkins()
+        returned_before, late_before = outages.checkins(), outages.lateness()
+        began = time.monotonic()
         if on_wait is not None:
             on_wait(1)
         try:
@@ -64,7 +66,8 @@ class ObservedPool(AsyncAdaptedQueuePool):
         except exc.TimeoutError as error:
             # How many connections came back meanwhile tells a busy pool from a stalled one.
             returned = outages.checkins() - returned_before
-            raise outages.PoolWaitTimedOut(str(error), returned) from error
+            waited, late = time.monotonic() - began, outages.lateness() - late_before
+            raise outages.PoolWaitTimedOut(str(error), returned, waited, late) from error
         finally:
             if on_wait is not None:
                 on_wait(-1)

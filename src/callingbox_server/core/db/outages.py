@@ -14,6 +14,7 @@ and closes them at once.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import time
 from typing import Any, Literal
@@ -53,13 +54,51 @@ _checkins = 0  # connections given back to a pool of this process, ever
 _stalled_below = 2
 
 
-class PoolWaitTimedOut(exc.TimeoutError):
-    """No pool slot came free in time (raised by metrics.ObservedPool), and how many connections
-    were given back while this checkout waited."""
+# A process too busy to run its own callbacks cannot tell a stalled database from its backlog:
+# the connection it waits for may be held by a request that has its answer and has not been run
+# yet. ``watch_event_loop`` ticks every _TICK_SECONDS and adds up how late the ticks ran; a wait
+# the loop spent at least _BUSY_SHARE of behind is the process's own doing, so not "stalled".
+_TICK_SECONDS = 0.02
+_BUSY_SHARE = 0.25
+_lateness = 0.0  # seconds the loop's ticks have run late, ever
+_tick_due: float | None = None  # when the pending tick should run (None: no watch running)
 
-    def __init__(self, message: str, returned_while_waiting: int) -> None:
+
+async def watch_event_loop() -> None:
+    """Measure the event loop's lateness until cancelled (run for a server's lifetime)."""
+    global _lateness, _tick_due
+    try:
+        while True:
+            _tick_due = time.monotonic() + _TICK_SECONDS
+            await asyncio.sleep(_TICK_SECONDS)
+            _lateness += max(0.0, time.monotonic() - _tick_due)
+    finally:
+        _tick_due = None
+
+
+def lateness() -> float:
+    """Seconds the event loop has been late, ever, counting the pending tick's delay so far."""
+    overdue = 0.0 if _tick_due is None else max(0.0, time.monotonic() - _tick_due)
+    return _lateness + overdue
+
+
+class PoolWaitTimedOut(exc.TimeoutError):
+    """No pool slot came free in time (raised by metrics.ObservedPool): how many connections were
+    given back while this checkout waited, how long it waited, how late the loop ran meanwhile."""
+
+    def __init__(
+        self, message: str, returned_while_waiting: int, waited: float = 0.0, late: float = 0.0
+    ) -> None:
         super().__init__(message)
         self.returned_while_waiting = returned_while_waiting
+        self.waited = waited
+        self.late = late
+
+    @property
+    def stalled(self) -> bool:
+        """Nothing came back while the loop ran on time: every statement hangs."""
+        behind = self.waited > 0 and self.late >= _BUSY_SHARE * self.waited
+        return self.returned_while_waiting < _stalled_below and not behind
 
 
 def note_failure() -> None:
@@ -153,11 +192,9 @@ def outage_of(error: BaseException) -> Literal["unavailable", "overloaded"] | No
     if isinstance(error, exc.TimeoutError):  # no pool slot came free in time
         now = time.monotonic()
         failed = now - _last_failure < OUTAGE_MEMORY_SECONDS
-        # Counted by the pool for the wait that timed out: a count, not a clock, so a process
-        # too busy to run its callbacks for a while is not taken for a stalled database.
-        stalled = (
-            not isinstance(error, PoolWaitTimedOut) or error.returned_while_waiting < _stalled_below
-        )
+        # Counted by the pool for the wait that timed out, with the loop's own lateness, so a
+        # process too busy to run its callbacks for a while is not taken for a stalled database.
+        stalled = not isinstance(error, PoolWaitTimedOut) or error.stalled
         return "unavailable" if failed or stalled else "overloaded"
     if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
         return "unavailable"
