@@ -21,6 +21,7 @@ from tests.fixtures.servers import running_server
 # Time-bounded: run alone, so that another test's load cannot push them past their bounds.
 pytestmark = [pytest.mark.system, pytest.mark.serial]
 
+HTTPX_KEEP_ALIVE = httpx.Limits().keepalive_expiry or 5.0  # seconds an idle connection is kept
 HEADER_TIMEOUT = 1.5  # CALLINGBOX_HEADER_TIMEOUT for this server (the default is 10 s)
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 
@@ -203,6 +204,18 @@ class TestHeaderTimeout:
                 sock.sendall(b"\r\n")
                 assert read_answer(sock).status == 200
                 time.sleep(HEADER_TIMEOUT / 2)
+
+
+class TestKeepAlive:
+    def test_a_connection_idle_past_the_clients_keep_alive_is_still_served(self, port: int) -> None:
+        # httpx keeps an idle connection 5 s: a server closing at 5 s (uvicorn's default) races
+        # the client reusing it, and the request it sends then is reset. Ours stays open longer.
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_answer(sock).status == 200
+            time.sleep(HTTPX_KEEP_ALIVE + 1)
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert read_answer(sock).status == 200
 
 
 FRAMING = "invalid or conflicting Content-Length and Transfer-Encoding headers"

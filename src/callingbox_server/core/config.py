@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     max_header_bytes: int = Field(default=32_768, ge=1024, le=1_048_576)
     max_header_count: int = Field(default=100, ge=8, le=10_000)
     header_timeout: float = Field(default=10.0, gt=0, le=3600)
+    # How long an idle kept-alive connection stays open. Longer than clients keep theirs (httpx
+    # and the official client: 5 s, uvicorn's own default too), so the client always drops it
+    # first: a server closing at the moment a client reuses it resets that request.
+    keep_alive_timeout: int = Field(default=75, ge=1, le=3600)
     max_query_parameters: int = Field(default=100, ge=1, le=100_000)
     # Fair sharing between orgs, per server process: requests per second (0: unlimited), and
     # requests at once (unset: half the pool), beyond which an org's requests wait for one of
