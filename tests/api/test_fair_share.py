@@ -238,6 +238,9 @@ class TestBusyPool:
         key = await committed_key(engine, "busy")
         settings = {
             "CALLINGBOX_DB_POOL_SIZE": "1",
+            # 200 reads queue for the connection; at about a millisecond each (a quiet machine),
+            # the default 0.5 s would be enough for all of them, and nothing would be refused.
+            "CALLINGBOX_DB_POOL_TIMEOUT": "0.1",
             "CALLINGBOX_ORG_MAX_CONCURRENT_REQUESTS": "200",
             "CALLINGBOX_ORG_QUEUE_TIMEOUT": "30",
             **API_ONLY,
