@@ -5,7 +5,7 @@ lease, and record attempts guarded by it. Set-based where it can be: one stateme
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeAlias
@@ -68,12 +68,27 @@ _SENDABLE = """
         SELECT 1 FROM webhook_endpoints w
         WHERE w.id = d.endpoint_id AND w.status = 'enabled' AND w.deleted_at IS NULL))
 """
+# Claimed only up to each host's room in this runner ($5 for a host it sends nothing to, else
+# $7 for the host $6 at the same index), so none is claimed to be given back at once: the due
+# rows are read (not locked), ranked per host, and only those within room are locked, skipping
+# any another runner holds; one claimed by another meanwhile fails the re-check of its due time.
 CLAIM = f"""
-WITH due AS (
-    SELECT d.id FROM webhook_deliveries d
-    WHERE d.next_attempt_at <= statement_timestamp() AND {_SENDABLE}
-    ORDER BY d.next_attempt_at
-    LIMIT $2
+WITH ranked AS (
+    SELECT c.id FROM (
+        SELECT d.id, row_number() OVER (PARTITION BY d.host ORDER BY d.next_attempt_at) AS n,
+               coalesce(r.room, $5) AS room
+        FROM (
+            SELECT d.id, d.host, d.next_attempt_at FROM webhook_deliveries d
+            WHERE d.next_attempt_at <= statement_timestamp() AND {_SENDABLE}
+            ORDER BY d.next_attempt_at
+            LIMIT $2
+        ) d
+        LEFT JOIN unnest($6::text[], $7::int[]) AS r(host, room) ON r.host = d.host
+    ) c
+    WHERE c.n <= c.room
+), due AS (
+    SELECT d.id FROM webhook_deliveries d JOIN ranked ON ranked.id = d.id
+    WHERE d.next_attempt_at <= statement_timestamp() AND d.status = 'pending'
     FOR UPDATE OF d SKIP LOCKED
 ), claimed AS (
     UPDATE webhook_deliveries d
@@ -148,9 +163,16 @@ async def claim(
     limit: int,
     busy_hosts: Sequence[str],
     lease_seconds: float,
+    max_per_host: int,
+    in_flight: Mapping[str, int],
 ) -> list[Claimed]:
+    """Up to ``limit`` due deliveries, none beyond ``max_per_host`` in flight for its host."""
     token = uuid.uuid4()
-    rows = await db.fetch(CLAIM, list(busy_hosts), limit, token, lease_seconds)
+    hosts = list(in_flight)
+    room = [max(0, max_per_host - in_flight[host]) for host in hosts]
+    rows = await db.fetch(
+        CLAIM, list(busy_hosts), limit, token, lease_seconds, max_per_host, hosts, room
+    )
     return [
         Claimed(
             id=row["id"],

@@ -120,7 +120,12 @@ class WebhookWork:
         busy = self._busy_hosts()
         claimed = (
             await deliveries.claim(
-                db, limit=min(CLAIM_BATCH, room), busy_hosts=busy, lease_seconds=LEASE_SECONDS
+                db,
+                limit=min(CLAIM_BATCH, room),
+                busy_hosts=busy,
+                lease_seconds=LEASE_SECONDS,
+                max_per_host=self.max_per_host,
+                in_flight=self._per_host,
             )
             if room > 0
             else []
@@ -132,7 +137,9 @@ class WebhookWork:
                 continue
             self._start(item)
         await deliveries.release(db, extra)
-        self._left_waiting = bool(extra or busy) or room <= len(claimed)
+        # Claims stopped short of what may be due (the in-flight bound, or a host's cap, whose
+        # own completions wake a runner for it): the next completion wakes one.
+        self._left_waiting = bool(extra) or room <= len(claimed)
         await self._observe_pending(db)
         if events == FAN_OUT_BATCH or (claimed and len(claimed) == min(CLAIM_BATCH, room)):
             return 0.0
@@ -175,11 +182,14 @@ class WebhookWork:
         except Exception:  # a database outage: the lease runs out and the attempt is repeated
             logger.exception("webhook delivery %s: the attempt could not be recorded", claimed.id)
         finally:
+            # A host at its cap may have deliveries due that no claim took: this one's end is
+            # room for one. Others' ends need no look: new events wake the runners themselves.
+            freed_capped_host = self._per_host[claimed.host] >= self.max_per_host
             self._per_host[claimed.host] -= 1
             if not self._per_host[claimed.host]:
                 del self._per_host[claimed.host]
-            if self._left_waiting:
-                # Work was left for want of room: wake a runner (this one too) to claim it.
+            if self._left_waiting or freed_capped_host:
+                # Work may be waiting for want of room: wake a runner (this one too) to claim it.
                 self._left_waiting = False
                 await self._wake()
 
