@@ -111,10 +111,6 @@ WHERE d.next_attempt_at IS NOT NULL AND {_SENDABLE}
 ORDER BY d.next_attempt_at
 LIMIT 1
 """  # noqa: S608 (built from constant fragments, never from input)
-RELEASE = """
-UPDATE webhook_deliveries SET lease_token = NULL, next_attempt_at = statement_timestamp()
-WHERE id = ANY($1::uuid[]) AND lease_token = $2
-"""
 PENDING = "SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'"
 
 
@@ -191,12 +187,6 @@ async def claim(
         )
         for row in rows
     ]
-
-
-async def release(db: asyncpg.Pool, claimed: Sequence[Claimed]) -> None:
-    """Give back deliveries claimed beyond a host's cap: due again at once."""
-    if claimed:
-        await db.execute(RELEASE, [c.id for c in claimed], claimed[0].token)
 
 
 async def next_due(db: asyncpg.Pool, busy_hosts: Sequence[str]) -> float | None:

@@ -130,16 +130,12 @@ class WebhookWork:
             if room > 0
             else []
         )
-        extra: list[Claimed] = []
+        # The claim took no more of a host than its room (this loop alone starts attempts).
         for item in claimed:
-            if self._per_host[item.host] >= self.max_per_host:
-                extra.append(item)
-                continue
             self._start(item)
-        await deliveries.release(db, extra)
-        # Claims stopped short of what may be due (the in-flight bound, or a host's cap, whose
-        # own completions wake a runner for it): the next completion wakes one.
-        self._left_waiting = bool(extra) or room <= len(claimed)
+        # The in-flight bound stopped the claim short of what may be due: the next completion
+        # wakes a runner (a host's cap does too, from that host's own completions).
+        self._left_waiting = room <= len(claimed)
         await self._observe_pending(db)
         if events == FAN_OUT_BATCH or (claimed and len(claimed) == min(CLAIM_BATCH, room)):
             return 0.0
