@@ -82,3 +82,46 @@ class TestClaim:
             assert all(row["free"] and row["due"] for row in rows)
         finally:
             await pool.close()
+
+    async def test_a_capped_hosts_backlog_leaves_the_oldest_of_the_others_first(
+        self, org: Tenant, hooks_engine: AsyncEngine, dsn: str
+    ) -> None:
+        # Three hosts; the first at its cap in this runner. A claim smaller than the others'
+        # room takes their oldest due deliveries, across hosts, and none of the capped host's.
+        capped = await create_endpoint(org, "http://127.0.0.1:11/hook")
+        await create_endpoint(org, "http://127.0.0.1:12/hook")
+        await create_endpoint(org, "http://127.0.0.1:13/hook")
+        await send_events(org, hooks_engine, EVENTS)
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+        try:
+            await deliveries.fan_out(pool, 500)
+            # Distinct due times, the hosts' interleaved: 12's oldest, 13's, then 12's next.
+            await pool.execute(
+                "UPDATE webhook_deliveries d SET next_attempt_at = now() - make_interval("
+                "secs => 10 * ranked.n + CASE WHEN d.host = '127.0.0.1:12' THEN 5 ELSE 0 END) "
+                "FROM (SELECT id, row_number() OVER (PARTITION BY host ORDER BY id DESC) AS n "
+                "      FROM webhook_deliveries WHERE org_id = $1) ranked "
+                "WHERE d.id = ranked.id",
+                org.org_id,
+            )
+            expected = await pool.fetch(
+                "SELECT id FROM webhook_deliveries WHERE org_id = $1 AND host <> '127.0.0.1:11' "
+                "ORDER BY next_attempt_at LIMIT 3",
+                org.org_id,
+            )
+            claimed = await deliveries.claim(
+                pool,
+                limit=3,
+                busy_hosts=["127.0.0.1:11"],
+                lease_seconds=15,
+                max_per_host=EVENTS,
+                in_flight={"127.0.0.1:11": EVENTS},
+            )
+            mine = [c for c in claimed if c.org_id == org.org_id]
+            assert {c.id for c in mine} == {row["id"] for row in expected}
+            assert not any(str(c.endpoint_id) == capped["id"] for c in mine)
+            assert sorted(c.host for c in mine) == ["127.0.0.1:12", "127.0.0.1:12", "127.0.0.1:13"]
+            # With the host busy, the next due time is the others', now: not the capped host's.
+            assert await deliveries.next_due(pool, ["127.0.0.1:11"]) == 0.0
+        finally:
+            await pool.close()

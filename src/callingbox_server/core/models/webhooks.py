@@ -106,6 +106,13 @@ class WebhookDelivery(Base):
             "next_attempt_at",
             postgresql_where=text("status = 'pending'"),
         ),
+        # The claim's: one probe per host, then that host's oldest due (deliveries.CLAIM).
+        Index(
+            "ix_webhook_deliveries_host_due",
+            "host",
+            "next_attempt_at",
+            postgresql_where=text("status = 'pending'"),
+        ),
         Index("ix_webhook_deliveries_org_id_created_at", "org_id", "created_at", "id"),
         Index("ix_webhook_deliveries_endpoint_id", "endpoint_id"),
         Index("ix_webhook_deliveries_call_id", "call_id"),

@@ -59,33 +59,46 @@ WITH batch AS (
 SELECT (SELECT count(*) FROM batch) AS events, (SELECT count(*) FROM inserted) AS deliveries
 """  # noqa: S608 (built from constant fragments, never from input)
 
-# Only deliveries whose endpoint may receive them; a host at its cap in this runner is left for
-# later (or for another runner). The lease is the due time moved to when it ends.
+# Only deliveries whose endpoint may receive them. The lease is the due time moved to when it
+# ends.
 _SENDABLE = """
     d.status = 'pending'
-    AND d.host <> ALL($1::text[])
     AND (d.endpoint_id IS NULL OR EXISTS (
         SELECT 1 FROM webhook_endpoints w
         WHERE w.id = d.endpoint_id AND w.status = 'enabled' AND w.deleted_at IS NULL))
 """
+# Each host with a pending delivery, once: a skip scan of ix_webhook_deliveries_host_due, one
+# index probe per host, however long any host's backlog. A host at its cap in this runner ($1)
+# is left out, so a hanging receiver's backlog costs the others' claims nothing.
+_HOSTS = """
+WITH RECURSIVE hosts AS (
+    (SELECT d.host FROM webhook_deliveries d WHERE d.status = 'pending' ORDER BY d.host LIMIT 1)
+    UNION ALL
+    SELECT (SELECT d.host FROM webhook_deliveries d
+            WHERE d.status = 'pending' AND d.host > hosts.host ORDER BY d.host LIMIT 1)
+    FROM hosts WHERE hosts.host IS NOT NULL
+), open_hosts AS (
+    SELECT host FROM hosts WHERE host IS NOT NULL AND host <> ALL($1::text[])
+)"""
 # Claimed only up to each host's room in this runner ($5 for a host it sends nothing to, else
-# $7 for the host $6 at the same index), so none is claimed to be given back at once: the due
-# rows are read (not locked), ranked per host, and only those within room are locked, skipping
-# any another runner holds; one claimed by another meanwhile fails the re-check of its due time.
-CLAIM = f"""
-WITH ranked AS (
-    SELECT c.id FROM (
-        SELECT d.id, row_number() OVER (PARTITION BY d.host ORDER BY d.next_attempt_at) AS n,
-               coalesce(r.room, $5) AS room
-        FROM (
-            SELECT d.id, d.host, d.next_attempt_at FROM webhook_deliveries d
-            WHERE d.next_attempt_at <= statement_timestamp() AND {_SENDABLE}
-            ORDER BY d.next_attempt_at
-            LIMIT $2
-        ) d
-        LEFT JOIN unnest($6::text[], $7::int[]) AS r(host, room) ON r.host = d.host
-    ) c
-    WHERE c.n <= c.room
+# $7 for the host $6 at the same index), so none is claimed to be given back at once: each
+# host's oldest due rows within its room are read (not locked), the oldest $2 of them all are
+# locked, skipping any another runner holds; one claimed by another meanwhile fails the
+# re-check of its due time.
+CLAIM = f"""{_HOSTS}, ranked AS (
+    SELECT d.id FROM open_hosts h
+    CROSS JOIN LATERAL (
+        SELECT coalesce(max(r.room), $5) AS room
+        FROM unnest($6::text[], $7::int[]) AS r(host, room) WHERE r.host = h.host
+    ) r
+    CROSS JOIN LATERAL (
+        SELECT d.id, d.next_attempt_at FROM webhook_deliveries d
+        WHERE d.host = h.host AND d.next_attempt_at <= statement_timestamp() AND {_SENDABLE}
+        ORDER BY d.next_attempt_at
+        LIMIT r.room
+    ) d
+    ORDER BY d.next_attempt_at
+    LIMIT $2
 ), due AS (
     SELECT d.id FROM webhook_deliveries d JOIN ranked ON ranked.id = d.id
     WHERE d.next_attempt_at <= statement_timestamp() AND d.status = 'pending'
@@ -104,12 +117,15 @@ JOIN events e ON e.id = c.event_id
 LEFT JOIN webhook_endpoints w ON w.id = c.endpoint_id
 LEFT JOIN org_signing_secrets s ON s.org_id = c.org_id AND c.endpoint_id IS NULL
 """  # noqa: S608 (built from constant fragments, never from input)
-NEXT_DUE = f"""
-SELECT extract(epoch FROM d.next_attempt_at - statement_timestamp())::float8 AS seconds
-FROM webhook_deliveries d
-WHERE d.next_attempt_at IS NOT NULL AND {_SENDABLE}
-ORDER BY d.next_attempt_at
-LIMIT 1
+NEXT_DUE = f"""{_HOSTS}
+SELECT extract(epoch FROM min(d.next_attempt_at) - statement_timestamp())::float8 AS seconds
+FROM open_hosts h
+CROSS JOIN LATERAL (
+    SELECT d.next_attempt_at FROM webhook_deliveries d
+    WHERE d.host = h.host AND d.next_attempt_at IS NOT NULL AND {_SENDABLE}
+    ORDER BY d.next_attempt_at
+    LIMIT 1
+) d
 """  # noqa: S608 (built from constant fragments, never from input)
 PENDING = "SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'"
 
