@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from callingbox_server.domains.webhooks.tasks import LEASE_SECONDS
@@ -117,6 +118,15 @@ class TestSigkill:
             assert await receiver.quiet_for(0.5) == 2  # at most one repeat
 
 
+async def attempt_log(engine: AsyncEngine, org: Tenant) -> list[Any]:
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            text("SELECT response_status, error FROM webhook_attempts WHERE org_id = :org"),
+            {"org": org.org_id},
+        )
+        return list(rows)
+
+
 class TestTwoRunners:
     async def test_no_delivery_is_attempted_twice_at_once(
         self, org: Tenant, hooks_engine: AsyncEngine, workers: Workers
@@ -140,6 +150,14 @@ class TestTwoRunners:
             assert receiver.overlaps == 0
             assert len(receiver.received) >= 60
             recorded = sum(d["attempt_count"] for d in await deliveries(org, "delivered"))
-            assert recorded == len(receiver.received)  # every attempt counted once
+            # Every attempt counted once, and logged once. An attempt that failed before the
+            # receiver read it (a kept-alive connection closed under it, on a loaded machine)
+            # is an attempt too; every one that arrived was answered and logged with its status.
+            attempts = await attempt_log(hooks_engine, org)
+            assert recorded == len(attempts)
+            answered = [a for a in attempts if a.response_status is not None]
+            unanswered = [a.error for a in attempts if a.response_status is None]
+            assert len(answered) == len(receiver.received), unanswered
+            assert all(unanswered), unanswered  # each says why no answer came
             assert "webhook attempt" in workers.log(0)
             assert "webhook attempt" in workers.log(1)
