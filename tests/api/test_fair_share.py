@@ -227,6 +227,9 @@ class TestOneOrgsBurst:
                     assert counts[("c", 200)] == 60, counts
 
 
+PAGE = 100
+
+
 @pytest.mark.system
 @pytest.mark.serial
 class TestBusyPool:
@@ -238,8 +241,9 @@ class TestBusyPool:
         key = await committed_key(engine, "busy")
         settings = {
             "CALLINGBOX_DB_POOL_SIZE": "1",
-            # 200 reads queue for the connection; at about a millisecond each (a quiet machine),
-            # the default 0.5 s would be enough for all of them, and nothing would be refused.
+            # 200 reads (the org's most at once) queue for the connection, each a page of 100
+            # agents (a few ms of PostgreSQL each): the last of them waits far beyond 0.1 s on
+            # any machine. Empty pages took 0.3 ms on a fast one, and nothing was refused.
             "CALLINGBOX_DB_POOL_TIMEOUT": "0.1",
             "CALLINGBOX_ORG_MAX_CONCURRENT_REQUESTS": "200",
             "CALLINGBOX_ORG_QUEUE_TIMEOUT": "30",
@@ -257,9 +261,14 @@ class TestBusyPool:
                 # request that holds the pooled connection, which would be taken for a stall.
                 warm = await asyncio.gather(*(client.get("/healthz") for _ in range(600)))
                 assert {r.status_code for r in warm} == {200}
+                for n in range(PAGE):
+                    body = {"name": f"Busy {n}", "type": "inbound", "instructions": "x" * 2000}
+                    r = await client.post("/v1/agents", json=body)
+                    assert r.status_code == 201, r.text
                 # Bursts of 600 until one outlasts the pool timeout (at most 5: bounded).
                 for _ in range(5):
-                    answers = await asyncio.gather(*(client.get("/v1/agents") for _ in range(600)))
+                    pages = (client.get(f"/v1/agents?limit={PAGE}") for _ in range(600))
+                    answers = await asyncio.gather(*pages)
                     if any(r.status_code == 503 for r in answers):
                         break
 
