@@ -9,6 +9,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 
+import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -16,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from callingbox_server.api.app import create_app
 from callingbox_server.core.config import Settings
-from callingbox_server.core.errors import RateLimited
+from callingbox_server.core.db import outages
+from callingbox_server.core.errors import RateLimited, ServiceUnavailable
 from callingbox_server.core.fair_share import FairShare
 from callingbox_server.domains.keys import service as keys
 from tests.fixtures.database import HASH_SECRET
@@ -75,6 +77,35 @@ class TestConcurrency:
         assert given_back == ["connection"]
         share.release(ORG)
         await waiter
+
+    @pytest.mark.parametrize(
+        ("failure", "answered"),
+        [
+            (TimeoutError(), "503"),  # a statement or a connect timed out: the database hangs
+            (asyncpg.exceptions.AdminShutdownError("terminated"), "slot"),  # a backend ended
+            (ConnectionRefusedError(), "slot"),  # a refused connect answers at once anyway
+        ],
+    )
+    async def test_a_waiter_is_answered_503_at_once_only_after_a_timeout(
+        self, monkeypatch: pytest.MonkeyPatch, failure: BaseException, answered: str
+    ) -> None:
+        monkeypatch.setattr(outages, "_last_failure", -outages.OUTAGE_MEMORY_SECONDS)
+        monkeypatch.setattr(outages, "_last_stall", -outages.OUTAGE_MEMORY_SECONDS)
+        share = FairShare(concurrency=1, rate=0, queue_timeout=5)
+        await share.acquire(ORG, nothing)
+        waiter = asyncio.create_task(share.acquire(ORG, nothing))
+        await asyncio.sleep(0.01)
+        outages.note_failure(failure)  # the request ahead failed so
+        share.release(ORG)
+
+        if answered == "503":
+            with pytest.raises(ServiceUnavailable):
+                await waiter
+            assert share.orgs[ORG].active == 0  # the slot it was handed went back
+        else:
+            await waiter
+            assert share.orgs[ORG].active == 1
+        assert outages.last_failure() > 0
 
     async def test_a_wait_past_the_timeout_is_429_concurrency(self) -> None:
         share = FairShare(concurrency=1, rate=100, queue_timeout=0.05)

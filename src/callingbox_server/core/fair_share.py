@@ -98,9 +98,11 @@ class FairShare:
         self._unless_outage(org_id, waiting_since)
 
     def _unless_outage(self, org_id: uuid.UUID, waiting_since: float) -> None:
-        # The requests ahead failed on a database that stopped answering meanwhile: this one
+        # The requests ahead timed out on a database that stopped answering meanwhile: this one
         # would only wait as long again. Answer it now, and let the next one find out the same.
-        if outages.last_failure() >= waiting_since:
+        # A connection that merely ended (a terminated backend) is not that: the next request
+        # opens a new one, and a refused connect answers at once anyway.
+        if outages.last_stall() >= waiting_since:
             self.release(org_id)
             raise ServiceUnavailable(
                 "the database is unavailable, retry",

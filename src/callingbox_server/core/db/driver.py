@@ -65,7 +65,7 @@ async def driver_fetch(
         await connection.invalidate(exc)
         # Noted as handle_error notes SQLAlchemy's: requests queued for their org's share
         # (taken before the key check, see api.dependencies.identify) are answered 503 at once.
-        outages.note_failure()
+        outages.note_failure(exc)
         if outages.is_connection_failure(exc):
             raise
         raise ConnectionError("the database connection was closed") from exc

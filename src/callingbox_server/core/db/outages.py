@@ -47,6 +47,7 @@ _NETWORK_ERRNOS = frozenset(
 # when connections keep coming back, just not fast enough.
 OUTAGE_MEMORY_SECONDS = 5.0
 _last_failure = -OUTAGE_MEMORY_SECONDS  # time.monotonic() of this process's last connection failure
+_last_stall = -OUTAGE_MEMORY_SECONDS  # ... and of its last one that timed out (nothing answered)
 _checkins = 0  # connections given back to a pool of this process, ever
 # Connections given back while a checkout waited, below which the wait counts as stalled: a
 # pool's worth (at least 2). Those in flight when every statement hung may still come back as
@@ -101,10 +102,13 @@ class PoolWaitTimedOut(exc.TimeoutError):
         return self.returned_while_waiting < _stalled_below and not behind
 
 
-def note_failure() -> None:
-    """A connection failed (also called by driver reads, which bypass ``handle_error``)."""
-    global _last_failure
+def note_failure(error: BaseException) -> None:
+    """A connection failed (also called by driver reads, which bypass ``handle_error``); a
+    timeout is also noted as a stall: PostgreSQL, or the network to it, stopped answering."""
+    global _last_failure, _last_stall
     _last_failure = time.monotonic()
+    if any(isinstance(cause, TimeoutError) for cause in _causes(error)):
+        _last_stall = _last_failure
 
 
 def checkins() -> int:
@@ -115,6 +119,15 @@ def checkins() -> int:
 def last_failure() -> float:
     """When (``time.monotonic()``) a connection of this process last failed."""
     return _last_failure
+
+
+def last_stall() -> float:
+    """When (``time.monotonic()``) a connection of this process last timed out.
+
+    Unlike a connection that ended (a terminated backend, a refused connect: the next attempt
+    answers at once, and usually succeeds), a timeout says the next request would wait as long.
+    """
+    return _last_stall
 
 
 class DatabaseUnreachable(Exception):
@@ -161,7 +174,7 @@ def discard_broken_connections(engine: AsyncEngine) -> None:
         try:
             return dialect.connect(*cargs, **cparams)
         except OSError as error:
-            note_failure()
+            note_failure(error)
             # A timeout, a refusal, an unknown host, or a Unix socket file that is not there (the
             # embedded server is down): outside connecting, an OSError like the last may be a bug.
             raise DatabaseUnreachable(f"cannot connect to PostgreSQL: {error}") from error
@@ -176,7 +189,7 @@ def discard_broken_connections(engine: AsyncEngine) -> None:
     def invalidate_on_connection_failure(context: ExceptionContext) -> None:
         if not is_connection_failure(context.original_exception):
             return
-        note_failure()
+        note_failure(context.original_exception)
         context.is_disconnect = True
         connection = context.connection
         driver = None if connection is None or connection.invalidated else connection.connection
