@@ -14,8 +14,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import make_url
 
+from callingbox_server.core.config import Settings, describe_settings_error, env_name
 from tests.fixtures.database import HASH_SECRET, admin_execute
 from tests.fixtures.keys import ANY_KEY
 from tests.fixtures.servers import (
@@ -89,8 +91,18 @@ class TestSettingsErrors:
                 "error: CALLINGBOX_MAX_BODY_BYTES='10' (in ./.env): must be a whole number, at "
                 "least 1024, for example CALLINGBOX_MAX_BODY_BYTES=1048576",
             ),
+            (
+                "CALLINGBOX_ORG_MAX_CONCURRENT_REQUESTS=600",
+                "error: CALLINGBOX_ORG_MAX_CONCURRENT_REQUESTS='600' (in ./.env): must be a whole "
+                "number from 1 to 200, for example CALLINGBOX_ORG_MAX_CONCURRENT_REQUESTS=20",
+            ),
+            (
+                "CALLINGBOX_WEBHOOK_ALLOW_PRIVATE=maybe",
+                "error: CALLINGBOX_WEBHOOK_ALLOW_PRIVATE='maybe' (in ./.env): must be true or "
+                "false, for example CALLINGBOX_WEBHOOK_ALLOW_PRIVATE=true",
+            ),
         ],
-        ids=["float", "bool", "minimum"],
+        ids=["float", "bool", "minimum", "unset-by-default-number", "unset-by-default-bool"],
     )
     def test_a_bad_setting_in_dotenv_says_so(self, tmp_path: Path, line: str, message: str) -> None:
         (tmp_path / ".env").write_text(f"{line}\n")
@@ -101,6 +113,20 @@ class TestSettingsErrors:
         assert result.stderr == f"{message}\n"
         assert "pydantic" not in result.stderr
         assert not (tmp_path / ".callingbox").exists()
+
+    @pytest.mark.parametrize(
+        "field", [name for name, info in Settings.model_fields.items() if info.default is None]
+    )
+    def test_a_setting_unset_by_default_has_a_real_example(self, field: str) -> None:
+        try:
+            Settings(**{"key_hash_secret": "x", field: "maybe"})
+        except ValidationError as error:
+            (line,) = describe_settings_error(error)
+        else:  # a free-form setting takes any text: nothing to describe
+            assert field in ("database_url", "key_hash_secret")
+            return
+        assert "None" not in line
+        assert f"for example {env_name(field)}=" in line
 
     def test_a_database_url_of_another_kind_is_named_but_not_shown(self, tmp_path: Path) -> None:
         env = clean_environment(

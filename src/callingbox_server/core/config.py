@@ -163,6 +163,8 @@ _EXAMPLES = {
     "log_level": "warning",
     "log_format": "json",
     "metrics_enabled": "false",
+    "org_max_concurrent_requests": "20",
+    "webhook_allow_private": "true",
 }
 
 
@@ -187,11 +189,9 @@ def describe_settings_error(error: ValidationError) -> list[str]:
             continue
         name = env_name(field)
         shown = name if field in _SECRET_SETTINGS else f"{name}={item['input']!r}"
-        example = _EXAMPLES.get(field, str(info.default))
-        lines.append(
-            f"{shown} (in {setting_source(field)}): {_allowed(info, item)}, "
-            f"for example {name}={example}"
-        )
+        example = _EXAMPLES.get(field, None if info.default is None else str(info.default))
+        line = f"{shown} (in {setting_source(field)}): {_allowed(info, item)}"
+        lines.append(line if example is None else f"{line}, for example {name}={example}")
     return lines
 
 
@@ -210,13 +210,15 @@ def _allowed(info: FieldInfo, item: Any) -> str:
         for name in ("ge", "gt", "le")
         if isinstance(rule, getattr(annotated_types, name.capitalize()))
     }
-    number = "a whole number" if info.annotation is int else "a number"
+    # The type, without the None of a setting that may be left unset.
+    kinds = set(get_args(info.annotation) or (info.annotation,)) - {type(None)}
+    number = "a whole number" if kinds == {int} else "a number"
     if "ge" in bounds and "le" in bounds:
         return f"must be {number} from {bounds['ge']} to {bounds['le']}"
     if "ge" in bounds:
         return f"must be {number}, at least {bounds['ge']}"
     if "gt" in bounds:
         return f"must be {number} greater than {bounds['gt']}"
-    if info.annotation in (int, float):
+    if kinds in ({int}, {float}):
         return f"must be {number}"
     return "is not valid"
