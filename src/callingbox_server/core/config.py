@@ -189,9 +189,11 @@ def describe_settings_error(error: ValidationError) -> list[str]:
             continue
         name = env_name(field)
         shown = name if field in _SECRET_SETTINGS else f"{name}={item['input']!r}"
-        example = _EXAMPLES.get(field, None if info.default is None else str(info.default))
-        line = f"{shown} (in {setting_source(field)}): {_allowed(info, item)}"
-        lines.append(line if example is None else f"{line}, for example {name}={example}")
+        example = _EXAMPLES.get(field, str(info.default))  # every None default has one
+        lines.append(
+            f"{shown} (in {setting_source(field)}): {_allowed(info, item)}, "
+            f"for example {name}={example}"
+        )
     return lines
 
 

@@ -63,8 +63,9 @@ async def driver_fetch(
             raise
         driver.terminate()
         await connection.invalidate(exc)
-        # Noted as handle_error notes SQLAlchemy's: requests queued for their org's share
-        # (taken before the key check, see api.dependencies.identify) are answered 503 at once.
+        # Noted as handle_error notes SQLAlchemy's: after a timeout, requests queued for their
+        # org's share (taken before the key check, see api.dependencies.identify) are answered
+        # 503 at once.
         outages.note_failure(exc)
         if outages.is_connection_failure(exc):
             raise
