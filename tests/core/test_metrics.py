@@ -99,6 +99,9 @@ class TestRequestCounts:
         before = await scrape(client)
         for _ in range(2):
             assert (await tenant.client.get("/v1/agents")).status_code == 200
+        created = await tenant.client.post("/v1/agents", json={"name": "A", "type": "inbound"})
+        # Served by api.direct (the org is known by now): counted under the same template.
+        assert (await tenant.client.get(f"/v1/agents/{created.json()['id']}")).status_code == 200
         assert (await tenant.client.get("/v1/agents/not-an-id")).status_code == 404
         assert (await tenant.client.get(f"/v1/numbers/{os.urandom(4).hex()}")).status_code == 404
         assert (await client.get("/v1/agents")).status_code == 401
@@ -108,6 +111,8 @@ class TestRequestCounts:
 
         expected = {
             ("GET", "/v1/agents", "200"): 2,
+            ("POST", "/v1/agents", "201"): 1,
+            ("GET", "/v1/agents/{id}", "200"): 1,
             ("GET", "/v1/agents/{id}", "404"): 1,
             ("GET", "/v1/numbers/{id}", "404"): 1,  # the template, not "{id:number_id}"
             ("GET", "/v1/agents", "401"): 1,

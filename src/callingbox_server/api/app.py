@@ -16,6 +16,7 @@ from pydantic import SecretStr
 from starlette.responses import Response
 
 from callingbox_server.api import health, openapi
+from callingbox_server.api.direct import DirectRoutes
 from callingbox_server.api.exception_handlers import install_error_handlers
 from callingbox_server.api.middleware import RequestContextMiddleware
 from callingbox_server.core.config import Settings, get_settings
@@ -25,6 +26,7 @@ from callingbox_server.core.fair_share import FairShare
 from callingbox_server.core.logs import configure_logging, install_log_redaction
 from callingbox_server.core.metrics import Metrics
 from callingbox_server.core.runtime import resolve_runtime
+from callingbox_server.domains.agents.router import DIRECT as agents_direct
 from callingbox_server.domains.agents.router import router as agents_router
 from callingbox_server.domains.calls.carriers import create_carrier
 from callingbox_server.domains.calls.router import router as calls_router
@@ -94,6 +96,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.org_concurrency, settings.org_rate_limit, settings.org_queue_timeout
     )
     install_error_handlers(app)
+    # Added first, so it runs inside the request context (its id, limits, outages, log line).
+    app.add_middleware(DirectRoutes, routers=[(agents_router, agents_direct)])
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_body_bytes,

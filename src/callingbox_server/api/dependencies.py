@@ -51,6 +51,16 @@ bearer_scheme = HTTPBearer(
 )
 
 
+def key_digest(secret: bytes, credentials: HTTPAuthorizationCredentials | None) -> bytes:
+    """The HMAC of the caller's key, the key's one identity here; a key not even shaped like
+    one is refused before any lookup."""
+    # Every failure raises the same error: callers learn nothing about why a key was refused.
+    # The lookup is by HMAC through a unique index, so no comparison ever runs on the secret.
+    if credentials is None or not _KEY_SHAPE.fullmatch(credentials.credentials):
+        raise Unauthorized()
+    return hash_key(secret, credentials.credentials)
+
+
 async def identify(
     request: Request,
     session: SessionDep,
@@ -59,11 +69,7 @@ async def identify(
     """The caller, with its org's share of requests taken. A key whose org this process has
     seen is checked by the read itself, in the same statement (``Caller.principal`` is None);
     any other key is checked here first."""
-    # Every failure raises the same error: callers learn nothing about why a key was refused.
-    # The lookup is by HMAC through a unique index, so no comparison ever runs on the secret.
-    if credentials is None or not _KEY_SHAPE.fullmatch(credentials.credentials):
-        raise Unauthorized()
-    digest = hash_key(request.app.state.key_hash_secret, credentials.credentials)
+    digest = key_digest(request.app.state.key_hash_secret, credentials)
     principal = None
     org_id = known_orgs.get(digest)
     if org_id is None:

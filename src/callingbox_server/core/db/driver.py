@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 from sqlalchemy import ClauseElement
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.util import greenlet_spawn
 
 from callingbox_server.core.db import outages
 
 # The hot read paths run their statements on the session's own asyncpg connection, skipping the
 # ORM and SQLAlchemy's execution layers (most of a read's CPU). A session that has not started
 # a transaction does not start one for them: a read of one statement needs no BEGIN and COMMIT.
-# In a transaction (a write rendering its result) they join it and see its changes.
+# In a transaction (a write rendering its result) they join it and see its changes. A read
+# served without a session (api.direct) runs them on a connection of its own.
+
+Reads = AsyncSession | AsyncConnection | PoolProxiedConnection
+"""What a read runs on: a request's session, or a connection without one."""
 
 _DIALECT = asyncpg_dialect.dialect()  # type: ignore[no-untyped-call]  # untyped in SQLAlchemy
 
@@ -39,14 +46,42 @@ def for_driver(statement: ClauseElement) -> DriverStatement:
     return DriverStatement(str(compiled), tuple(compiled.positiontup or ()), compiled.params)
 
 
+@asynccontextmanager
+async def reading_connection(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> AsyncIterator[Reads]:
+    """A connection for reads without a session: one of the pool's (checked out as the pool
+    hands it, without an engine Connection around it), or the connection the sessionmaker is
+    bound to (a test's transaction), whose data the sessions see too."""
+    bind = sessionmaker.kw.get("bind")
+    if isinstance(bind, AsyncConnection):
+        yield bind
+        return
+    assert isinstance(bind, AsyncEngine)
+    pooled = await bind.raw_connection()
+    try:
+        yield pooled
+    finally:
+        # Back to the pool, whose reset may talk to the server: SQLAlchemy's async bridge.
+        await greenlet_spawn(pooled.close)
+
+
 async def driver_fetch(
-    session: AsyncSession, statement: DriverStatement, params: Mapping[str, Any]
+    reads: Reads, statement: DriverStatement, params: Mapping[str, Any]
 ) -> Sequence[asyncpg.Record]:
-    """Rows of ``statement`` on the session's connection, after flushing pending ORM changes."""
-    if session.new or session.dirty or session.deleted:
-        await session.flush()
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
+    """Rows of ``statement`` on the session's connection (after flushing pending ORM changes),
+    or on the connection given."""
+    connection: AsyncConnection | None = None
+    if isinstance(reads, PoolProxiedConnection):
+        raw = reads
+    else:
+        if isinstance(reads, AsyncConnection):
+            connection = reads
+        else:
+            if reads.new or reads.dirty or reads.deleted:
+                await reads.flush()
+            connection = await reads.connection()
+        raw = await connection.get_raw_connection()
     driver: asyncpg.Connection[asyncpg.Record] | None = raw.driver_connection
     assert driver is not None
     try:
@@ -62,7 +97,10 @@ async def driver_fetch(
         if not broken:
             raise
         driver.terminate()
-        await connection.invalidate(exc)
+        if connection is not None:
+            await connection.invalidate(exc)
+        else:
+            await greenlet_spawn(raw.invalidate, exc)
         # Noted as handle_error notes SQLAlchemy's: after a timeout, requests queued for their
         # org's share (taken before the key check, see api.dependencies.identify) are answered
         # 503 at once.

@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callingbox_server.core import models
-from callingbox_server.core.db.driver import DriverStatement, driver_fetch, for_driver
+from callingbox_server.core.db.driver import DriverStatement, Reads, driver_fetch, for_driver
 from callingbox_server.core.db.scoping import org_scoped
 from callingbox_server.core.db.wire import EMPTY_ARRAY, as_bytes, json_of, wire_column
 from callingbox_server.core.pagination import (
@@ -95,19 +95,19 @@ def _view_page(
     return for_driver(keyset(page, c.created_at, c.id, direction))
 
 
-async def get_body(session: AsyncSession, org_id: uuid.UUID, agent_id: uuid.UUID) -> bytes | None:
+async def get_body(reads: Reads, org_id: uuid.UUID, agent_id: uuid.UUID) -> bytes | None:
     """The agent's wire JSON; None when the org has no such agent."""
-    rows = await driver_fetch(session, _VIEW_ONE, {"org_id": org_id, "agent_id": agent_id})
+    rows = await driver_fetch(reads, _VIEW_ONE, {"org_id": org_id, "agent_id": agent_id})
     return rows[0]["body"] if rows else None
 
 
 async def get_body_with_key(
-    session: AsyncSession, key_hash: bytes, agent_id: uuid.UUID
+    reads: Reads, key_hash: bytes, agent_id: uuid.UUID
 ) -> tuple[Principal, bytes | None] | None:
     """The caller and the agent's wire JSON (None when its org has no such agent); None when
     the key is not usable."""
     return await keys_repository.fetch_with_key(
-        session, _VIEW_ONE_WITH_KEY, key_hash, {"agent_id": agent_id}
+        reads, _VIEW_ONE_WITH_KEY, key_hash, {"agent_id": agent_id}
     )
 
 

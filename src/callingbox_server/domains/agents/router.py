@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 from starlette.responses import Response
@@ -18,6 +18,7 @@ from callingbox_server.api.dependencies import (
     parse_id,
     require_json,
 )
+from callingbox_server.api.direct import Answer
 from callingbox_server.api.idempotency import IdempotencyDep
 from callingbox_server.api.openapi import (
     BODY_ERRORS,
@@ -26,7 +27,9 @@ from callingbox_server.api.openapi import (
     object_responses,
 )
 from callingbox_server.api.responses import json_bytes, representation
+from callingbox_server.core.db.driver import Reads
 from callingbox_server.core.pagination import Page
+from callingbox_server.core.principal import Caller
 from callingbox_server.domains.agents import schemas, service
 
 
@@ -94,6 +97,15 @@ async def create_agent(
 async def get_agent(session: SessionDep, caller: CallerDep, agent_id: AgentId) -> Response:
     """Retrieve an agent, archived or not."""
     return representation(await service.get_agent(session, caller, agent_id))
+
+
+async def get_agent_directly(reads: Reads, caller: Caller, path: dict[str, Any]) -> Response:
+    # get_agent as api.direct serves it: the same read and response, on a pooled connection.
+    agent_id = parse_id(path["id"], "agent")
+    return representation(await service.get_agent(reads, caller, agent_id))
+
+
+DIRECT: dict[str, Answer] = {"get_agent": get_agent_directly}
 
 
 @router.patch(

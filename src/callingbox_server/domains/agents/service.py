@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callingbox_server.core import models
+from callingbox_server.core.db.driver import Reads
 from callingbox_server.core.errors import AgentArchived, NotFound, Unauthorized
 from callingbox_server.core.pagination import resolve_cursor
 from callingbox_server.core.preconditions import IfMatch, require_match
@@ -31,8 +32,8 @@ def _not_found(agent_id: uuid.UUID) -> NotFound:
     return NotFound(f"agent {agent_id} not found")
 
 
-async def _view(session: AsyncSession, org_id: uuid.UUID, agent_id: uuid.UUID) -> bytes:
-    agent = await views.read(session, org_id, agent_id)
+async def _view(reads: Reads, org_id: uuid.UUID, agent_id: uuid.UUID) -> bytes:
+    agent = await views.read(reads, org_id, agent_id)
     if agent is None:
         raise _not_found(agent_id)
     return agent
@@ -93,10 +94,10 @@ def _stored(body: schemas.AgentFields, field: str) -> Any:
     return getattr(body, field)
 
 
-async def get_agent(session: AsyncSession, caller: Caller, agent_id: uuid.UUID) -> bytes:
+async def get_agent(reads: Reads, caller: Caller, agent_id: uuid.UUID) -> bytes:
     if caller.principal is not None:
-        return await _view(session, caller.principal.org_id, agent_id)
-    found = await views.read_with_key(session, caller.key_hash, agent_id)
+        return await _view(reads, caller.principal.org_id, agent_id)
+    found = await views.read_with_key(reads, caller.key_hash, agent_id)
     if found is None:
         raise Unauthorized()
     _, agent = found

@@ -11,22 +11,23 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from callingbox_server.core.db.driver import Reads
 from callingbox_server.core.pagination import Cursor, page_body
 from callingbox_server.core.principal import Principal
 from callingbox_server.domains.agents import repository
 
 
-async def read(session: AsyncSession, org_id: uuid.UUID, agent_id: uuid.UUID) -> bytes | None:
+async def read(reads: Reads, org_id: uuid.UUID, agent_id: uuid.UUID) -> bytes | None:
     """The agent as stored now: in a transaction, as that transaction sees it."""
-    return await repository.get_body(session, org_id, agent_id)
+    return await repository.get_body(reads, org_id, agent_id)
 
 
 async def read_with_key(
-    session: AsyncSession, key_hash: bytes, agent_id: uuid.UUID
+    reads: Reads, key_hash: bytes, agent_id: uuid.UUID
 ) -> tuple[Principal, bytes | None] | None:
     """The same, for the org of the key with this hash, checked in the same statement: None
     when the key is not usable, else the caller and the agent (None when there is none)."""
-    return await repository.get_body_with_key(session, key_hash, agent_id)
+    return await repository.get_body_with_key(reads, key_hash, agent_id)
 
 
 async def page(

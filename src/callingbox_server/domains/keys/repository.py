@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.visitors import ExternallyTraversible, replacement_traverse
 
 from callingbox_server.core import models
-from callingbox_server.core.db.driver import DriverStatement, driver_fetch, for_driver
+from callingbox_server.core.db.driver import DriverStatement, Reads, driver_fetch, for_driver
 from callingbox_server.core.db.scoping import ORG_ID
 from callingbox_server.core.principal import Principal, known_orgs
 
@@ -61,11 +61,11 @@ def with_usable_key(value: Select[Any]) -> DriverStatement:
 
 
 async def fetch_with_key(
-    session: AsyncSession, statement: DriverStatement, key_hash: bytes, params: dict[str, Any]
+    reads: Reads, statement: DriverStatement, key_hash: bytes, params: dict[str, Any]
 ) -> tuple[Principal, Any] | None:
     """The caller and the value of ``statement`` (see ``with_usable_key``; None when nothing
     was found); None when the key is not usable (it is forgotten: see ``known_orgs``)."""
-    rows = await driver_fetch(session, statement, {"key_hash": key_hash, **params})
+    rows = await driver_fetch(reads, statement, {"key_hash": key_hash, **params})
     if not rows:
         known_orgs.forget(key_hash)
         return None
