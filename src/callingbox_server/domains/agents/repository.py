@@ -148,8 +148,12 @@ async def insert_agent(session: AsyncSession, agent: models.Agent) -> models.Age
         for column in _AGENTS.c
         if (value := getattr(agent, column.key)) is not None
     }
-    statement = insert(A).values(values).returning(A)
-    return (await session.scalars(statement)).one()
+    # The values as parameters of one statement built once (per set of columns), rather than
+    # a statement built and its cache key computed anew for every agent.
+    return (await session.scalars(_INSERT, [values])).one()
+
+
+_INSERT = insert(A).returning(A)
 
 
 async def update_agent(

@@ -5,13 +5,29 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Text, bindparam, cast, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callingbox_server.core import models
 from callingbox_server.domains.events.types import CHANNEL, EventType
 
 E = models.Event
+
+# The row and its NOTIFY in one statement (one round trip), built once: its cache key is computed
+# once, not for every event's values.
+_inserted = (
+    insert(E)
+    .values(
+        id=bindparam("id"),
+        org_id=bindparam("org_id"),
+        type=bindparam("type"),
+        call_id=bindparam("call_id"),
+        data=bindparam("data"),
+    )
+    .returning(E.id)
+    .cte("inserted")
+)
+_RECORD = select(func.pg_notify(CHANNEL, cast(_inserted.c.id, Text))).select_from(_inserted)
 
 
 async def record(
@@ -25,8 +41,6 @@ async def record(
     """Write one event in the session's transaction; it exists, and wakes listeners on
     ``CHANNEL``, only if that transaction commits (PostgreSQL sends NOTIFY at commit)."""
     event_id = uuid.uuid4()
-    await session.execute(
-        insert(E).values(id=event_id, org_id=org_id, type=type, call_id=call_id, data=data)
-    )
-    await session.execute(select(func.pg_notify(CHANNEL, str(event_id))))
+    params = {"id": event_id, "org_id": org_id, "type": type, "call_id": call_id, "data": data}
+    await session.execute(_RECORD, params)
     return event_id
