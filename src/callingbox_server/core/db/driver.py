@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -33,17 +33,41 @@ _DIALECT = asyncpg_dialect.dialect()  # type: ignore[no-untyped-call]  # untyped
 class DriverStatement:
     """A statement written with SQLAlchemy Core, compiled once for asyncpg: $1, $2, ... are
     its parameters ``names``, given at each call or else the values the statement was built with
-    (its literals)."""
+    (its literals, converted once). A value given passes through its column's type where that
+    converts (``encoders``: a CompactJSON value becomes its JSON text, as SQLAlchemy sends it)."""
 
     sql: str
     names: tuple[str, ...]
     built_with: Mapping[str, Any]
+    encoders: Mapping[str, Callable[[Any], Any]]
 
 
 def for_driver(statement: ClauseElement) -> DriverStatement:
     compiled = statement.compile(dialect=_DIALECT)
     assert isinstance(compiled, SQLCompiler)
-    return DriverStatement(str(compiled), tuple(compiled.positiontup or ()), compiled.params)
+    names = tuple(compiled.positiontup or ())
+    encoders = {
+        name: encoder
+        for name in names
+        if (encoder := compiled.binds[name].type.dialect_impl(_DIALECT).bind_processor(_DIALECT))
+    }
+    built_with = {
+        name: value if (encoder := encoders.get(name)) is None else encoder(value)
+        for name, value in compiled.params.items()
+    }
+    return DriverStatement(str(compiled), names, built_with, encoders)
+
+
+def _arguments(statement: DriverStatement, params: Mapping[str, Any]) -> list[Any]:
+    arguments = []
+    for name in statement.names:
+        if name not in params:
+            arguments.append(statement.built_with[name])
+        elif (encoder := statement.encoders.get(name)) is None:
+            arguments.append(params[name])
+        else:
+            arguments.append(encoder(params[name]))
+    return arguments
 
 
 @asynccontextmanager
@@ -86,8 +110,7 @@ async def driver_fetch(
     assert driver is not None
     try:
         rows: Sequence[asyncpg.Record] = await driver.fetch(
-            statement.sql,
-            *(params[n] if n in params else statement.built_with[n] for n in statement.names),
+            statement.sql, *_arguments(statement, params)
         )
     except Exception as exc:
         # As outages.discard_broken_connections does for SQLAlchemy's own statements: a broken

@@ -140,20 +140,22 @@ async def get_cursor(
     return Cursor(rows[0]["created_at"], rows[0]["id"], newer) if rows else None
 
 
-async def insert_agent(session: AsyncSession, agent: models.Agent) -> models.Agent:
-    """Insert and read back the server's defaults (timestamps) in one INSERT ... RETURNING,
-    rather than a flush and then a refresh."""
+async def insert_agent(session: AsyncSession, agent: models.Agent) -> None:
+    """Insert a new agent, built in full but for what the server fills in (timestamps, the
+    default voicemail action), on the session's connection without the ORM's unit of work (a
+    third of a create's CPU through it); nothing of it is kept in the session."""
     values = {
         column.key: value
         for column in _AGENTS.c
         if (value := getattr(agent, column.key)) is not None
     }
-    # The values as parameters of one statement built once (per set of columns), rather than
-    # a statement built and its cache key computed anew for every agent.
-    return (await session.scalars(_INSERT, [values])).one()
+    await driver_fetch(session, _insert(frozenset(values)), values)
 
 
-_INSERT = insert(A).returning(A)
+@lru_cache(maxsize=64)
+def _insert(columns: frozenset[str]) -> DriverStatement:
+    """The INSERT of one set of columns, built once: there are few such sets."""
+    return for_driver(insert(A).values({name: bindparam(name) for name in sorted(columns)}))
 
 
 async def update_agent(

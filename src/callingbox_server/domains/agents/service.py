@@ -145,7 +145,7 @@ async def create_agent(
         tools=_stored(body, "tools"),
         **{field: getattr(body, field) for field in _SCALAR_FIELDS},
     )
-    agent = await repository.insert_agent(session, agent)
+    await repository.insert_agent(session, agent)
     for number_id in number_ids:
         await bindings.attach(session, agent, number_id)
     created = await _view(session, principal.org_id, agent.id)
