@@ -9,12 +9,13 @@ from sqlalchemy import Text, bindparam, cast, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callingbox_server.core import models
+from callingbox_server.core.db.driver import driver_fetch, for_driver
 from callingbox_server.domains.events.types import CHANNEL, EventType
 
 E = models.Event
 
-# The row and its NOTIFY in one statement (one round trip), built once: its cache key is computed
-# once, not for every event's values.
+# The row and its NOTIFY in one statement (one round trip), compiled once and run on the
+# session's asyncpg connection (core.db.driver), without SQLAlchemy's execution layers.
 _inserted = (
     insert(E)
     .values(
@@ -27,7 +28,9 @@ _inserted = (
     .returning(E.id)
     .cte("inserted")
 )
-_RECORD = select(func.pg_notify(CHANNEL, cast(_inserted.c.id, Text))).select_from(_inserted)
+_RECORD = for_driver(
+    select(func.pg_notify(CHANNEL, cast(_inserted.c.id, Text))).select_from(_inserted)
+)
 
 
 async def record(
@@ -42,5 +45,5 @@ async def record(
     ``CHANNEL``, only if that transaction commits (PostgreSQL sends NOTIFY at commit)."""
     event_id = uuid.uuid4()
     params = {"id": event_id, "org_id": org_id, "type": type, "call_id": call_id, "data": data}
-    await session.execute(_RECORD, params)
+    await driver_fetch(session, _RECORD, params)
     return event_id
