@@ -1,4 +1,4 @@
-"""Reads on the session's own asyncpg connection, for the hot paths."""
+"""Statements on the session's own asyncpg connection, for the hot paths."""
 
 from __future__ import annotations
 
@@ -20,8 +20,9 @@ from callingbox_server.core.db import outages
 # The hot read paths run their statements on the session's own asyncpg connection, skipping the
 # ORM and SQLAlchemy's execution layers (most of a read's CPU). A session that has not started
 # a transaction does not start one for them: a read of one statement needs no BEGIN and COMMIT.
-# In a transaction (a write rendering its result) they join it and see its changes. A read
-# served without a session (api.direct) runs them on a connection of its own.
+# In a transaction (a write rendering its result) they join it and see its changes; the hot
+# writes (an agent's INSERT, an event) run in it the same way. A read served without a session
+# (api.direct) runs them on a connection of its own.
 
 Reads = AsyncSession | AsyncConnection | PoolProxiedConnection
 """What a read runs on: a request's session, or a connection without one."""
@@ -34,7 +35,8 @@ class DriverStatement:
     """A statement written with SQLAlchemy Core, compiled once for asyncpg: $1, $2, ... are
     its parameters ``names``, given at each call or else the values the statement was built with
     (its literals, converted once). A value given passes through its column's type where that
-    converts (``encoders``: a CompactJSON value becomes its JSON text, as SQLAlchemy sends it)."""
+    converts (``encoders``: a CompactJSON value becomes its JSON text, as SQLAlchemy sends it).
+    Python-side column defaults are not applied: an INSERT is given every such value."""
 
     sql: str
     names: tuple[str, ...]
